@@ -1,0 +1,23 @@
+"""Manifests: the parquet contract between ncst stages (imports nothing else of ncst)."""
+from .card import card_text, write_card
+from .io import (
+    ManifestError,
+    absolute_paths,
+    concat_manifests,
+    read_manifest,
+    to_frame,
+    validate_manifest,
+    write_manifest,
+)
+from .rows import NCST_VERSION, external_spoof_row, failed, real_row, sha256_bytes, sha256_file
+from .schema import (
+    COLUMN_NAMES,
+    COLUMNS,
+    ID_LABELS,
+    NO_LABEL,
+    OOD_LABELS,
+    PROTOCOL_COLUMNS,
+    SCHEMA_VERSION,
+    ST_LABELS,
+    arrow_schema,
+)
