@@ -39,6 +39,7 @@ class Variant:
     taxonomy: Taxonomy
     st_label: int | None  # ST-Codecfake label 1..11 (None: not an ST class)
     st_role: str  # "id" | "ood" | "diff_config" | "ood_config" | "extra"
+    condition: str = ""  # robustness condition name, e.g. "C3-1", "C4-2", "wavtokenizer_small40"
     checkpoint: Mapping[str, Any] = field(default_factory=dict)  # hf_repo/files or url, notes
     options: Mapping[str, Any] = field(default_factory=dict)  # family-specific hyperparameters
     notes: str = ""

@@ -1,0 +1,102 @@
+"""Audio file I/O shared by the corpus readers and generation: probe, load, resample, write.
+
+soundfile does the decoding and encoding, soxr the resampling. Writes are atomic (temporary name
+in the same folder, then rename) so an interrupted run never leaves a half-written file under a
+final name.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+
+class AudioError(ValueError):
+    """An audio file that cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    sample_rate: int
+    num_samples: int
+    channels: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.num_samples / self.sample_rate
+
+
+def probe(path: str | os.PathLike) -> AudioInfo:
+    """Header facts of an audio file; raises :class:`AudioError` for unreadable or empty files."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: file does not exist")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes)")
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # soundfile raises LibsndfileError/RuntimeError for non-audio
+        raise AudioError(f"{path}: not a readable audio file ({exc})") from None
+    if info.frames <= 0:
+        raise AudioError(f"{path}: audio has no samples")
+    return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels))
+
+
+def load_audio(path: str | os.PathLike, target_sr: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode to mono float32 ``(samples,)``; resample with soxr when ``target_sr`` differs.
+
+    Returns ``(audio, sample_rate)``. Raises :class:`AudioError` naming the file on failure.
+    """
+    try:
+        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise AudioError(f"{path}: cannot decode audio ({exc})") from None
+    if audio.shape[0] == 0:
+        raise AudioError(f"{path}: audio has no samples")
+    audio = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
+    if target_sr is not None and target_sr != sr:
+        audio = resample(audio, sr, target_sr)
+        sr = target_sr
+    return np.ascontiguousarray(audio, dtype=np.float32), int(sr)
+
+
+def resample(audio: np.ndarray, from_sr: int, to_sr: int) -> np.ndarray:
+    """soxr resampling of a mono float32 signal (``HQ`` quality)."""
+    if from_sr == to_sr:
+        return audio
+    return soxr.resample(audio, from_sr, to_sr, quality="HQ").astype(np.float32, copy=False)
+
+
+def encode_audio(audio: np.ndarray, sample_rate: int, fmt: str = "FLAC") -> bytes:
+    """Encode mono float audio to bytes (FLAC: 16-bit PCM; WAV: 16-bit PCM)."""
+    buf = io.BytesIO()
+    clipped = np.clip(audio, -1.0, 1.0)
+    sf.write(buf, clipped, sample_rate, format=fmt.upper(), subtype="PCM_16")
+    return buf.getvalue()
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, fmt: str = "FLAC") -> bytes:
+    """Encode and atomically write audio; returns the bytes written (hash them for the manifest)."""
+    data = encode_audio(audio, sample_rate, fmt)
+    write_bytes_atomic(path, data)
+    return data
