@@ -1,0 +1,236 @@
+"""The study runner end to end on a tiny protocol.
+
+Two kinds of model: a constructed predictor whose outputs are known (so the tables can be checked
+number by number), and a real run made by ``train.trainer.train`` with a tiny config (skipped, with
+the reason, while the trainer is not in the tree).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from manifests import ST_LABELS, real_row, write_manifest
+from train import study as S
+
+ID_CODECS = {1: "Mimi", 2: "SpeechTokenizer", 3: "FunCodec", 4: "EnCodec", 5: "FACodec", 6: "SNAC"}
+TAX = {"vq": "MVQ", "aux": "none", "decoder": "time"}
+
+
+def _row(utt_id: str, label: int, subset: str, condition: str, path: str, weights_id: str = "random:7", is_fake=None) -> dict:
+    row = real_row(utt_id=utt_id, corpus="tiny", path=path, speaker="s1", language="en", split=subset,
+                   sample_rate=16000, num_samples=4000, duration_s=0.25)
+    fake = label != 0 if is_fake is None else is_fake
+    if fake:
+        row.update(is_fake=True, label=label, label_name=ST_LABELS.get(label, condition), codec=ST_LABELS.get(label, condition),
+                   variant=condition.lower(), domain="id" if 0 < label < 7 else ("ood" if label >= 7 else "external"),
+                   weights_id=weights_id, **(TAX if label != -1 else {"vq": "unknown", "aux": "unknown", "decoder": "unknown"}))
+    row.update(subset=subset, condition=condition)
+    return row
+
+
+def build_protocol(root: Path, n: int = 4, audio=None, with_alm: bool = True, drop: tuple = ()) -> Path:
+    """A tiny protocol dir. ``audio(utt_id, label) -> absolute path`` (default: fake paths)."""
+    audio = audio or (lambda u, lab: str(root / "audio" / f"{u}.wav"))
+    pdir = root / "protocol"
+    spec = {
+        "train": [(lab, ST_LABELS[lab]) for lab in range(7)],
+        "dev": [(lab, ST_LABELS[lab]) for lab in range(7)],
+        "eval_id": [(lab, ST_LABELS[lab]) for lab in range(7)],
+        "eval_ood": [(lab, ST_LABELS[lab]) for lab in range(7, 12)],
+        "unseen_real": [(0, "asvspoof2019_la"), (0, "in_the_wild")],
+        "diff_config": [(3, "C3-1"), (4, "C4-1")],
+        "diff_source": [(1, "NCSSD-mimi"), (6, "NCSSD-snac"), (7, "NCSSD-wavtokenizer")],
+        "ood_config": [(7, "wavtokenizer_small40")],
+        "alm": [(-1, "moshi"), (-1, "valle")] if with_alm else [],
+    }
+    for subset, groups in spec.items():
+        if subset in drop:
+            continue
+        rows = [_row(f"{subset}-{cond}-{lab}-{i}", lab, subset, cond, audio(f"{subset}-{cond}-{lab}-{i}", lab),
+                     is_fake=True if lab == -1 else None)
+                for lab, cond in groups for i in range(max(n, 8) if subset == "train" else n)]
+        write_manifest(rows, pdir / f"{subset}.parquet", kind="protocol")
+    return pdir
+
+
+@dataclass
+class Preds:
+    utt_ids: list
+    labels: np.ndarray
+    logits: np.ndarray
+    embeddings: np.ndarray
+    classes: list
+
+
+class KnownPredictor:
+    """ID rows: confident on their class (except the last SNAC row of each set -> real);
+    OOD and ALM rows: flat logits, embeddings in their own direction. Moshi -> Mimi, VALL-E -> real."""
+
+    classes = list(range(7))
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, ref, rows: pd.DataFrame):
+        self.calls += 1
+        n, d = len(rows), 16
+        logits = np.zeros((n, 7), np.float32)
+        emb = np.zeros((n, d), np.float32)
+        rng = np.random.default_rng(len(rows))
+        for i, (lab, cond, uid) in enumerate(zip(rows["label"], rows["condition"], rows["utt_id"])):
+            lab = int(lab)
+            if 0 <= lab < 7:
+                target = 0 if (lab == 6 and uid.endswith("-3")) else lab
+                logits[i, target] = 8.0
+                emb[i, lab] = 3.0
+            elif lab >= 7:
+                emb[i, lab] = 3.0  # own direction: far from every training cluster
+            else:
+                logits[i, 1 if cond == "moshi" else 0] = 8.0
+                emb[i, 1] = 3.0
+        emb += rng.normal(scale=0.05, size=emb.shape).astype(np.float32)
+        return Preds(list(rows["utt_id"]), rows["label"].to_numpy(), logits, emb, self.classes)
+
+
+def _recipe(tmp_path: Path, study: dict, name="tiny study") -> Path:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "output_dir": "out", "generate": {"ignored": 1}, "study": study}))
+    return path
+
+
+def _setup(tmp_path: Path, **kw) -> Path:
+    out = tmp_path / "out"
+    build_protocol(out, **kw)
+    (out / "runs" / "known").mkdir(parents=True)
+    (out / "runs" / "known" / "best.pt").write_bytes(b"stand-in")
+    return _recipe(tmp_path, {"models": ["known"], "plots": True})
+
+
+def test_recipe_section_resolution(tmp_path):
+    recipe = _recipe(tmp_path, {"models": ["a", {"name": "b", "path": "elsewhere/run_b"}], "detectors": ["knn", "MSP"]})
+    cfg = S.load_study_config(recipe)
+    out = (tmp_path / "out").resolve()
+    assert cfg.models == (S.ModelRef("a", out / "runs" / "a"), S.ModelRef("b", out / "runs" / "elsewhere/run_b"))
+    assert cfg.protocol_dir == out / "protocol" and cfg.output == out / "study"
+    assert cfg.detectors == ("knn", "msp") and cfg.title == "tiny study"
+    with pytest.raises(ValueError, match="unknown keys in 'study'.*detector"):
+        S.load_study_config(_recipe(tmp_path, {"detector": ["knn"]}))
+    with pytest.raises(ValueError, match="unknown OOD detectors"):
+        S.load_study_config(_recipe(tmp_path, {"detectors": ["odin"]}))
+    # no models listed: every run dir with a checkpoint under <output_dir>/runs
+    for r in ("r2", "r1", "empty"):
+        (out / "runs" / r).mkdir(parents=True)
+    (out / "runs" / "r1" / "best.pt").write_bytes(b"x")
+    (out / "runs" / "r2" / "last.pt").write_bytes(b"x")
+    assert [m.name for m in S.load_study_config(_recipe(tmp_path, {})).models] == ["r1", "r2"]
+
+
+def test_study_tables_with_known_predictions(tmp_path):
+    recipe = _setup(tmp_path)
+    pred = KnownPredictor()
+    res = S.run_study_from_recipe(recipe, predict_fn=pred)
+    out = tmp_path / "out" / "study"
+    for stem in ("table3_id_f1", "table4_robustness", "table5_ood", "table6_alm"):
+        assert (out / f"{stem}.csv").exists() and (out / f"{stem}.md").exists()
+    r = json.loads((out / "results.json").read_text())["models"]["known"]
+
+    # Table 3: one SNAC row of 4 goes to real -> real: P 4/5 R 1; SNAC: P 1 R 3/4
+    t3 = r["table3"]
+    assert t3["n"] == 28
+    assert t3["real"] == pytest.approx(2 * 0.8 / 1.8) and t3["SNAC"] == pytest.approx(2 * 0.75 / 1.75)
+    assert t3["Mimi"] == 1.0
+    assert t3["macro_f1"] == pytest.approx((5 + 2 * 0.8 / 1.8 + 2 * 0.75 / 1.75) / 7)
+
+    # Table 4: per condition; NCSSD-snac loses one row of 4; the OOD NCSSD-wavtokenizer is not here
+    t4 = {(x["set"], x["condition"]): x["f1"] for x in r["table4"]}
+    assert t4[("unseen real", "asvspoof2019_la")] == 1.0
+    assert t4[("different config", "C3-1")] == 1.0
+    assert t4[("different source", "NCSSD-snac")] == 0.75
+    assert ("different source", "NCSSD-wavtokenizer") not in t4
+
+    # Table 5: every detector x condition, OOD flat/far -> perfectly separated for these
+    t5 = pd.DataFrame(r["table5"])
+    conds = set(t5["condition"])
+    assert {"eval_ood/WavTokenizer", "eval_ood/SoundStream", "eval_ood/all", "ood_config/wavtokenizer_small40",
+            "diff_source/NCSSD-wavtokenizer", "average"} <= conds
+    assert set(t5["detector"]) == set(S.DETECTOR_NAMES)
+    for det in ("msp", "energy", "knn", "mahalanobis"):
+        avg = t5[(t5.detector == det) & (t5.condition == "average")].iloc[0]
+        assert avg["auc"] == 1.0 and avg["fpr95"] == 0.0 and avg["eer"] == 0.0, det
+    all_row = t5[(t5.detector == "msp") & (t5.condition == "eval_ood/all")].iloc[0]
+    assert all_row["n_id"] == 28 and all_row["n_ood"] == 20
+
+    # Table 6: moshi all traced to Mimi (its back end) and called fake; VALL-E called real
+    t6 = {x["condition"]: x for x in r["table6"]}
+    assert t6["moshi"]["detect_f1"] == 1.0 and t6["moshi"]["backend_f1"] == 1.0 and t6["moshi"]["backend"] == "1 Mimi"
+    assert t6["valle"]["detect_f1"] == 0.0 and t6["valle"]["fake_rate"] == 0.0 and t6["valle"]["backend_f1"] == 0.0
+
+    # report: random weights on its first line, every table, embedded images
+    html = res.report.read_text()
+    assert "RANDOM WEIGHTS" in html.splitlines()[0] and "random:7" in html.splitlines()[0]
+    for title in ("Table 3", "Table 4", "Table 5", "Table 6"):
+        assert title in html
+    assert html.count("data:image/png;base64,") == 4
+    md = (out / "table5_ood.md").read_text()
+    assert md.startswith("> **WARNING: RANDOM WEIGHTS")
+    assert res.results["random_weights"] is True
+
+    # second run: predictions and fitted statistics come from the cache
+    calls = pred.calls
+    S.run_study_from_recipe(recipe, predict_fn=pred, plots=False)
+    assert pred.calls == calls
+    assert len(list((out / "cache" / "known" / "ood").glob("*.npz"))) == 3
+
+
+def test_missing_subsets_say_no_data(tmp_path):
+    recipe = _setup(tmp_path, with_alm=False, drop=("unseen_real", "diff_config", "diff_source", "ood_config", "eval_ood", "train"))
+    res = S.run_study_from_recipe(recipe, predict_fn=KnownPredictor(), plots=False)
+    r = res.results["models"]["known"]
+    assert r["table3"]["macro_f1"] > 0.9  # eval_id is still there
+    assert {x["f1"] for x in r["table4"]} == {S.NA}
+    assert {x["auc"] for x in r["table5"]} == {S.NA}
+    assert r["table6"][0]["detect_f1"] == S.NA
+    html = res.report.read_text()
+    assert html.count(S.NA) >= 4 and "Table 6" in html
+
+
+def test_real_weights_no_banner_and_failed_model_goes_on(tmp_path):
+    out = tmp_path / "out"
+    build_protocol(out, n=2)
+    for sub in ("train", "eval_id", "eval_ood"):  # rewrite with real (sha) weights everywhere
+        df = pd.read_parquet(out / "protocol" / f"{sub}.parquet")
+        df["weights_id"] = np.where(df["codec"] != "", "sha256:abc", "")
+        write_manifest(df, out / "protocol" / f"{sub}.parquet", kind="protocol")
+    for sub in ("unseen_real", "diff_config", "diff_source", "ood_config", "alm", "dev"):
+        (out / "protocol" / f"{sub}.parquet").unlink()
+    recipe = _recipe(tmp_path, {"models": ["good", "broken"], "plots": False, "detectors": ["msp", "knn"]})
+    good = KnownPredictor()
+
+    def predict(ref, rows):
+        if ref.name == "broken":
+            raise RuntimeError("checkpoint is corrupt")
+        return good(ref, rows)
+
+    res = S.run_study_from_recipe(recipe, predict_fn=predict)
+    first = res.report.read_text().splitlines()[0]
+    assert "RANDOM" not in first.upper()
+    assert res.results["models"]["broken"]["status"] == "failed"
+    assert "checkpoint is corrupt" in res.results["models"]["broken"]["error"]
+    assert res.results["models"]["good"]["status"] == "ok"
+    t3 = pd.read_csv(res.output / "table3_id_f1.csv")
+    assert list(t3["model"]) == ["good", "broken"]
+
+
+TRAINER = importlib.util.find_spec("train.trainer") is not None and importlib.util.find_spec("train.predict") is not None
+
+
+@pytest.mark.skipif(not TRAINER, reason="train.trainer / train.predict not in the tree yet")
+def test_study_with_real_trainer(tmp_path):
+    pytest.skip("written once the trainer's TrainConfig lands")

@@ -1,0 +1,706 @@
+"""The ST-Codecfake study: Tables 3-6, plots and one HTML report for trained source tracers.
+
+Reads the ``study:`` section of a recipe, the protocol parquet files
+(``<protocol_dir>/<subset>.parquet``, subsets train, eval_id, eval_ood, unseen_real, diff_config,
+diff_source, ood_config, alm) and one or more trained runs; writes under ``output``::
+
+    table3_id_f1.{csv,md}         ID source tracing on eval_id: F1 per class + macro/weighted
+    table4_robustness.{csv,md}    micro F1 (= accuracy) per condition: unseen real, other config,
+                                  other source (ID-labelled rows)
+    table5_ood.{csv,md}           AUC / FPR95 / EER per detector x OOD condition, ID (eval_id) = positive
+    table6_alm.{csv,md}           ALM sets: real-vs-fake F1 from P(real), and back-end tracing F1
+    plots/*.png, report.html, results.json, cache/ (predictions and fitted OOD statistics)
+
+A subset that is absent or empty gives ``n/a (no data)`` cells, never a crash; a model that fails
+to load or predict is reported as failed and the study goes on with the others.
+
+Python entry points: :func:`run_study_from_recipe` (what ``ncst study recipe.yaml`` calls) and
+:func:`run_study` with a :class:`StudyConfig`.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.special import softmax
+
+from manifests import ID_LABELS, OOD_LABELS, ST_LABELS, read_manifest
+
+from . import metrics as M
+from .ood import DETECTOR_NAMES, fit_detectors
+
+log = logging.getLogger(__name__)
+
+SUBSETS = ("train", "dev", "eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "alm")
+NA = "n/a (no data)"
+# ALM back ends (codec inside each audio language model), as the anchor's evaluate_alm.py assumes:
+# Moshi -> Mimi, SpeechGPT-Gen -> SpeechTokenizer, VALL-E -> EnCodec, Mini-omni -> SNAC.
+DEFAULT_ALM_BACKENDS = {"moshi": 1, "speechgpt-gen": 2, "valle": 4, "mini-omni": 6}
+ROBUSTNESS_SETS = (("unseen_real", "unseen real"), ("diff_config", "different config"), ("diff_source", "different source"))
+OOD_SETS = ("eval_ood", "ood_config", "diff_source")
+STUDY_KEYS = {
+    "models", "protocol_dir", "detectors", "output", "title", "checkpoint", "batch_size", "device",
+    "num_workers", "knn_k", "chunk_size", "max_fit_rows", "seed", "embedding_map", "alm_backends",
+    "dataset_card", "plots", "fit_subset",
+}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A trained run to study: display ``name`` and ``path`` (run dir or checkpoint file)."""
+
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything a study needs. Paths are absolute once built by :func:`load_study_config`."""
+
+    models: tuple[ModelRef, ...]
+    protocol_dir: Path
+    output: Path
+    detectors: tuple[str, ...] = DETECTOR_NAMES
+    title: str = "ncst study"
+    checkpoint: str = "best.pt"  # file inside a run dir; ignored when a ModelRef points at a file
+    batch_size: int = 32
+    device: str = "cpu"
+    num_workers: int = 0
+    knn_k: int = 7
+    chunk_size: int = 1024
+    max_fit_rows: int | None = None  # seeded subsample of the fit subset (None: all rows)
+    fit_subset: str = "train"
+    seed: int = 0
+    embedding_map: str = "pca"  # pca | tsne
+    alm_backends: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_ALM_BACKENDS))
+    dataset_card: Path | None = None
+    plots: bool = True
+
+    def __post_init__(self):
+        unknown = [d for d in self.detectors if d not in DETECTOR_NAMES]
+        if unknown:
+            raise ValueError(f"unknown OOD detectors {unknown}; expected some of {DETECTOR_NAMES}")
+        if self.embedding_map not in ("pca", "tsne"):
+            raise ValueError(f"embedding_map must be 'pca' or 'tsne', got {self.embedding_map!r}")
+        if self.fit_subset not in SUBSETS:
+            raise ValueError(f"fit_subset must be one of {SUBSETS}, got {self.fit_subset!r}")
+        if self.max_fit_rows is not None and self.max_fit_rows < 1:
+            raise ValueError(f"max_fit_rows must be >= 1 or null, got {self.max_fit_rows}")
+
+
+# ----------------------------------------------------------------------------- recipe
+
+
+def _resolve(base: Path, p: str | os.PathLike) -> Path:
+    p = Path(os.path.expanduser(str(p)))
+    return (p if p.is_absolute() else base / p).resolve()
+
+
+def _run_dirs(runs_root: Path) -> list[Path]:
+    if not runs_root.is_dir():
+        return []
+    return sorted(d for d in runs_root.iterdir() if d.is_dir() and any((d / f).exists() for f in ("best.pt", "last.pt")))
+
+
+def load_study_config(recipe: str | os.PathLike, **overrides: Any) -> StudyConfig:
+    """Build a :class:`StudyConfig` from a recipe YAML's ``study:`` section (+ ``overrides``).
+
+    Relative paths (``output_dir``, ``protocol_dir``, ``output``, model paths) are taken from the
+    recipe file's folder. A model given by name is ``<output_dir>/runs/<name>``; no ``models``
+    means every run dir under ``<output_dir>/runs/``.
+    """
+    import yaml
+
+    recipe = Path(recipe)
+    if not recipe.is_file():
+        raise FileNotFoundError(f"recipe not found: {recipe}")
+    data = yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{recipe}: a recipe must be a mapping, got {type(data).__name__}")
+    base = recipe.resolve().parent
+    output_dir = _resolve(base, data.get("output_dir", "."))
+    sec = data.get("study") or {}
+    if not isinstance(sec, dict):
+        raise ValueError(f"{recipe}: 'study' must be a mapping")
+    sec = {**sec, **{k: v for k, v in overrides.items() if v is not None}}
+    unknown = sorted(set(sec) - STUDY_KEYS)
+    if unknown:
+        raise ValueError(f"{recipe}: unknown keys in 'study': {unknown}; known: {sorted(STUDY_KEYS)}")
+
+    models: list[ModelRef] = []
+    entries = sec.get("models")
+    if isinstance(entries, (str, dict)):
+        entries = [entries]
+    for entry in entries or []:
+        if isinstance(entry, dict):
+            if "path" not in entry and "name" not in entry:
+                raise ValueError(f"{recipe}: study.models entry {entry!r} needs 'name' or 'path'")
+            name = str(entry.get("name") or Path(entry["path"]).name)
+            raw = entry.get("path") or name
+        else:
+            raw = str(entry)
+            name = Path(raw).name if raw not in (".", "") else "model"
+        cand = _resolve(base, raw)
+        path = cand if cand.exists() else (output_dir / "runs" / raw).resolve()
+        if path.is_file():  # a checkpoint: name it after its run dir
+            name = name if isinstance(entry, dict) and entry.get("name") else f"{path.parent.name}/{path.stem}"
+        models.append(ModelRef(name, path))
+    if not entries:
+        models = [ModelRef(d.name, d) for d in _run_dirs(output_dir / "runs")]
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{recipe}: study.models names repeat: {names}")
+
+    detectors = sec.get("detectors") or DETECTOR_NAMES
+    if isinstance(detectors, str):
+        detectors = [detectors]
+    kwargs = {k: sec[k] for k in ("checkpoint", "batch_size", "device", "num_workers", "knn_k", "chunk_size",
+                                   "max_fit_rows", "seed", "embedding_map", "plots", "fit_subset") if k in sec}
+    if "alm_backends" in sec:
+        kwargs["alm_backends"] = {str(k).lower(): int(v) for k, v in (sec["alm_backends"] or {}).items()}
+    return StudyConfig(
+        models=tuple(models),
+        protocol_dir=_resolve(base, sec["protocol_dir"]) if sec.get("protocol_dir") else output_dir / "protocol",
+        output=_resolve(base, sec["output"]) if sec.get("output") else output_dir / "study",
+        detectors=tuple(str(d).lower() for d in detectors),
+        title=str(sec.get("title") or data.get("name") or "ncst study"),
+        dataset_card=_resolve(base, sec["dataset_card"]) if sec.get("dataset_card") else None,
+        **kwargs,
+    )
+
+
+# ----------------------------------------------------------------------------- protocol
+
+
+@dataclass
+class Protocol:
+    """Protocol subsets (``status == ok`` rows only); a missing or empty subset is absent."""
+
+    directory: Path
+    subsets: dict[str, pd.DataFrame]
+    files: dict[str, Path]
+    dropped: dict[str, int]  # failed rows left out, per subset
+
+    def get(self, name: str) -> pd.DataFrame | None:
+        return self.subsets.get(name)
+
+    def weights(self) -> pd.DataFrame:
+        """``codec, variant, weights_id, rows`` over every subset (real rows left out)."""
+        frames = [df[["codec", "variant", "weights_id"]] for df in self.subsets.values()]
+        if not frames:
+            return pd.DataFrame(columns=["codec", "variant", "weights_id", "rows"])
+        allrows = pd.concat(frames, ignore_index=True)
+        allrows = allrows[(allrows["codec"].fillna("") != "") | (allrows["weights_id"].fillna("") != "")]
+        return allrows.groupby(["codec", "variant", "weights_id"], dropna=False).size().reset_index(name="rows")
+
+
+def load_protocol(directory: str | os.PathLike) -> Protocol:
+    """Read ``<directory>/<subset>.parquet`` for every known subset that exists."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"protocol dir not found: {directory}")
+    subsets, files, dropped = {}, {}, {}
+    for name in SUBSETS:
+        path = directory / f"{name}.parquet"
+        if not path.exists():
+            continue
+        df = read_manifest(path)
+        ok = df[df["status"] == "ok"].reset_index(drop=True)
+        ok.attrs = dict(df.attrs)
+        dropped[name] = int(len(df) - len(ok))
+        files[name] = path
+        if len(ok):
+            if "condition" not in ok.columns:
+                ok["condition"] = ok["label_name"]
+            ok["condition"] = ok["condition"].fillna("").astype(str)
+            ok.loc[ok["condition"] == "", "condition"] = ok["label_name"]
+            subsets[name] = ok
+    return Protocol(directory, subsets, files, dropped)
+
+
+# ----------------------------------------------------------------------------- predictions
+
+
+@dataclass
+class SubsetPredictions:
+    """A model's outputs on one subset, aligned row by row with ``rows``.
+
+    ``logits (N, C)`` with columns ``classes``; ``embeddings (N, D)``; ``labels (N,)`` ST labels.
+    """
+
+    rows: pd.DataFrame
+    logits: np.ndarray
+    embeddings: np.ndarray
+    classes: list[int]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.rows["label"].to_numpy(dtype=np.int64)
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """Predicted ST label per row ``(N,)``."""
+        return np.asarray(self.classes, dtype=np.int64)[self.logits.argmax(axis=1)]
+
+    @property
+    def probs(self) -> np.ndarray:
+        return softmax(self.logits.astype(np.float64), axis=1)
+
+    def select(self, mask) -> "SubsetPredictions":
+        mask = np.asarray(mask, dtype=bool)
+        return SubsetPredictions(self.rows[mask].reset_index(drop=True), self.logits[mask], self.embeddings[mask], self.classes)
+
+
+def _align(rows: pd.DataFrame, preds: Any) -> SubsetPredictions:
+    """Order ``preds`` (fields utt_ids, logits, embeddings, classes) like ``rows``."""
+    ids = list(preds.utt_ids)
+    pos = {u: i for i, u in enumerate(ids)}
+    missing = [u for u in rows["utt_id"] if u not in pos]
+    if missing:
+        raise ValueError(f"predictions lack {len(missing)} rows, e.g. {missing[:3]}")
+    idx = np.array([pos[u] for u in rows["utt_id"]], dtype=np.int64)
+    logits = np.asarray(preds.logits, dtype=np.float32)[idx]
+    emb = np.asarray(preds.embeddings, dtype=np.float32)[idx]
+    classes = [int(c) for c in preds.classes]
+    if logits.shape[1] != len(classes):
+        raise ValueError(f"logits have {logits.shape[1]} columns for {len(classes)} classes")
+    return SubsetPredictions(rows.reset_index(drop=True), logits, emb, classes)
+
+
+PredictFn = Callable[[ModelRef, pd.DataFrame], Any]
+
+
+class TrainedPredictor:
+    """Default predictor: loads each run once with :func:`train.predict.load_trained`."""
+
+    def __init__(self, config: StudyConfig):
+        self.config = config
+        self._loaded: dict[str, tuple] = {}
+
+    def checkpoint(self, ref: ModelRef) -> Path:
+        return ref.path if ref.path.is_file() else ref.path / self.config.checkpoint
+
+    def __call__(self, ref: ModelRef, rows: pd.DataFrame):
+        from .predict import load_trained, predict
+
+        if ref.name not in self._loaded:
+            ckpt = self.checkpoint(ref)
+            self._loaded[ref.name] = load_trained(ckpt if ckpt.exists() else ref.path, device=self.config.device)
+        model, cfg, _classes = self._loaded[ref.name]
+        return predict(model, cfg, rows, batch_size=self.config.batch_size, device=self.config.device,
+                       num_workers=self.config.num_workers)
+
+    def model_info(self, ref: ModelRef) -> dict:
+        if ref.name not in self._loaded:
+            return {}
+        _model, cfg, classes = self._loaded[ref.name]
+        try:
+            from dataclasses import asdict
+
+            cfg_d = asdict(cfg)
+        except TypeError:
+            cfg_d = dict(getattr(cfg, "__dict__", {}))
+        return {"classes": list(classes), "train_config": json.loads(json.dumps(cfg_d, default=str))}
+
+
+def _file_key(path: Path) -> str:
+    try:
+        st = path.stat()
+        return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        return str(path)
+
+
+def _frame_key(rows: pd.DataFrame) -> str:
+    h = hashlib.sha256()
+    h.update(pd.util.hash_pandas_object(rows[["utt_id", "path", "label"]], index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def _cached_predict(predict_fn: PredictFn, ref: ModelRef, rows: pd.DataFrame, cache: Path | None, ckpt_key: str) -> SubsetPredictions:
+    """Predictions for ``rows``, reusing ``cache/<hash>.npz`` when the checkpoint and rows match."""
+    path = None
+    if cache is not None:
+        key = hashlib.sha256(f"{ckpt_key}|{_frame_key(rows)}".encode()).hexdigest()[:24]
+        path = cache / f"pred-{key}.npz"
+        if path.exists():
+            with np.load(path, allow_pickle=False) as z:
+                return SubsetPredictions(rows.reset_index(drop=True), z["logits"], z["embeddings"], [int(c) for c in z["classes"]])
+    out = _align(rows, predict_fn(ref, rows))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(tmp, logits=out.logits, embeddings=out.embeddings, classes=np.asarray(out.classes))
+        os.replace(tmp, path)
+    return out
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def _name(label: int) -> str:
+    return ST_LABELS.get(int(label), str(label))
+
+
+def _fmt_err(exc: Exception) -> str:
+    return f"n/a ({exc})"
+
+
+def table3(model: str, ev: SubsetPredictions | None) -> dict:
+    """Table 3 row: F1 per ID class on eval_id, macro and weighted F1."""
+    row: dict[str, Any] = {"model": model}
+    if ev is None:
+        row.update({"n": NA, **{_name(c): NA for c in ID_LABELS}, "macro_f1": NA, "weighted_f1": NA})
+        return row
+    id_classes = [c for c in ev.classes if c in ID_LABELS] or list(ev.classes)
+    f1 = M.f1_scores(ev.labels, ev.predicted, labels=id_classes)
+    row["n"] = f1["n"]
+    row.update({_name(c): v for c, v in f1["per_class"].items()})
+    row.update(macro_f1=f1["macro"], weighted_f1=f1["weighted"])
+    return row
+
+
+def table4(model: str, subsets: Mapping[str, SubsetPredictions | None]) -> list[dict]:
+    """Table 4 rows: micro F1 (= accuracy) per condition of each robustness set (ID labels only)."""
+    rows: list[dict] = []
+    for key, title in ROBUSTNESS_SETS:
+        sp = subsets.get(key)
+        if sp is not None:
+            sp = sp.select(np.isin(sp.labels, ID_LABELS))
+        if sp is None or len(sp.rows) == 0:
+            rows.append({"model": model, "set": title, "condition": NA, "label": NA, "n": 0, "f1": NA})
+            continue
+        vals = []
+        for cond, idx in sp.rows.groupby("condition", sort=True).indices.items():
+            part = sp.select(np.isin(np.arange(len(sp.rows)), idx))
+            f1 = M.micro_f1(part.labels, part.predicted)
+            vals.append(f1)
+            labs = sorted(set(part.labels.tolist()))
+            rows.append({"model": model, "set": title, "condition": cond,
+                         "label": "/".join(f"{lab} {_name(lab)}" for lab in labs), "n": len(part.rows), "f1": f1})
+        rows.append({"model": model, "set": title, "condition": "average", "label": "", "n": len(sp.rows),
+                     "f1": float(np.mean(vals))})
+    return rows
+
+
+def ood_conditions(subsets: Mapping[str, SubsetPredictions | None]) -> list[tuple[str, SubsetPredictions]]:
+    """OOD evaluation sets ``[(name, predictions)]``: OOD-labelled rows (7..11) of eval_ood (per
+    condition and all), ood_config and diff_source (per condition)."""
+    out = []
+    for key in OOD_SETS:
+        sp = subsets.get(key)
+        if sp is None:
+            continue
+        sp = sp.select(np.isin(sp.labels, OOD_LABELS))
+        if len(sp.rows) == 0:
+            continue
+        for cond, idx in sp.rows.groupby("condition", sort=True).indices.items():
+            out.append((f"{key}/{cond}", sp.select(np.isin(np.arange(len(sp.rows)), idx))))
+        if key == "eval_ood":
+            out.append(("eval_ood/all", sp))
+    return out
+
+
+def table5(model: str, detector_scores: Mapping[str, Mapping[str, np.ndarray]], id_name: str = "eval_id") -> list[dict]:
+    """Table 5 rows from ``{detector: {"eval_id": scores, "<set>/<cond>": scores, ...}}``.
+
+    The per-detector ``average`` is the mean over conditions, ``eval_ood/all`` left out (its rows
+    are already in the per-codec conditions).
+    """
+    rows = []
+    for det, scores in detector_scores.items():
+        id_scores = scores.get(id_name)
+        conds = [c for c in scores if c != id_name]
+        if id_scores is None or not conds:
+            rows.append({"model": model, "detector": det, "condition": NA, "n_id": 0, "n_ood": 0,
+                         "auc": NA, "fpr95": NA, "eer": NA})
+            continue
+        got = []
+        for cond in conds:
+            try:
+                m = M.ood_metrics(id_scores, scores[cond])
+            except ValueError as exc:
+                rows.append({"model": model, "detector": det, "condition": cond, "n_id": len(id_scores),
+                             "n_ood": len(scores[cond]), "auc": _fmt_err(exc), "fpr95": _fmt_err(exc), "eer": _fmt_err(exc)})
+                continue
+            rows.append({"model": model, "detector": det, "condition": cond, **m})
+            if cond != "eval_ood/all":
+                got.append(m)
+        if got:
+            rows.append({"model": model, "detector": det, "condition": "average", "n_id": len(id_scores),
+                         "n_ood": int(sum(m["n_ood"] for m in got)),
+                         **{k: float(np.mean([m[k] for m in got])) for k in ("auc", "fpr95", "eer")}})
+    return rows
+
+
+def table6(model: str, alm: SubsetPredictions | None, backends: Mapping[str, int]) -> list[dict]:
+    """Table 6 rows per ALM condition.
+
+    ``detect_f1``: binary F1 of the fake class where a clip is called fake when P(real) < 0.5 (the
+    model's real-class probability against all codec classes together); ``fake_rate``: share of
+    clips called fake. ``backend_f1``: micro F1 of tracing the clip to the ALM's codec back end
+    (``backends``; the anchor's Table 6 reading), n/a when the back end is unknown or not a class.
+    """
+    if alm is None:
+        return [{"model": model, "condition": NA, "n": 0, "detect_f1": NA, "fake_rate": NA, "backend": NA, "backend_f1": NA}]
+    rows = []
+    has_real = 0 in alm.classes
+    for cond, idx in alm.rows.groupby("condition", sort=True).indices.items():
+        part = alm.select(np.isin(np.arange(len(alm.rows)), idx))
+        is_fake = part.rows["is_fake"].to_numpy(dtype=bool).astype(int)
+        row: dict[str, Any] = {"model": model, "condition": cond, "n": len(part.rows)}
+        if has_real:
+            called_fake = (part.probs[:, alm.classes.index(0)] < 0.5).astype(int)
+            row["detect_f1"] = M.binary_f1(is_fake, called_fake, pos_label=1)
+            row["fake_rate"] = float(called_fake.mean())
+        else:
+            row["detect_f1"] = row["fake_rate"] = "n/a (model has no real class)"
+        backend = backends.get(str(cond).lower())
+        if backend is None or backend not in alm.classes:
+            row["backend"], row["backend_f1"] = "n/a", "n/a (back end unknown or not a model class)"
+        else:
+            row["backend"] = f"{backend} {_name(backend)}"
+            row["backend_f1"] = M.micro_f1(np.full(len(part.rows), backend), part.predicted)
+        rows.append(row)
+    return rows
+
+
+# ----------------------------------------------------------------------------- runner
+
+
+@dataclass
+class StudyResult:
+    """What a study wrote: ``output`` dir, ``report`` (HTML), ``results`` (dict as in results.json)."""
+
+    output: Path
+    report: Path
+    results_json: Path
+    tables: dict[str, Path]
+    results: dict
+
+
+def _fit_rows(rows: pd.DataFrame, config: StudyConfig) -> pd.DataFrame:
+    if config.max_fit_rows is None or len(rows) <= config.max_fit_rows:
+        return rows
+    return rows.sample(n=config.max_fit_rows, random_state=config.seed).sort_index().reset_index(drop=True)
+
+
+def study_model(
+    ref: ModelRef,
+    protocol: Protocol,
+    config: StudyConfig,
+    predict_fn: PredictFn,
+    ckpt_key: str,
+) -> dict:
+    """All numbers (and plot inputs) for one model; raises on a model that cannot predict."""
+    cache = config.output / "cache" / _safe(ref.name)
+    preds: dict[str, SubsetPredictions | None] = {}
+    for name in ("eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "alm"):
+        rows = protocol.get(name)
+        preds[name] = None if rows is None else _cached_predict(predict_fn, ref, rows, cache, ckpt_key)
+
+    conds = ood_conditions(preds)
+    need_fit = [d for d in config.detectors if d in ("knn", "mahalanobis", "nsd")]
+    fit_rows = protocol.get(config.fit_subset)
+    detectors_used = [d for d in config.detectors if d not in need_fit or fit_rows is not None]
+    skipped = [d for d in config.detectors if d not in detectors_used]
+    scores: dict[str, dict[str, np.ndarray]] = {}
+    if preds["eval_id"] is not None and conds and detectors_used:
+        fit = None
+        if fit_rows is not None and need_fit:
+            fit = _cached_predict(predict_fn, ref, _fit_rows(fit_rows, config), cache, ckpt_key)
+        dets = fit_detectors(
+            detectors_used,
+            fit.logits if fit is not None else None,
+            fit.embeddings if fit is not None else None,
+            fit.labels if fit is not None else None,
+            cache_dir=cache / "ood",
+            run_key=ckpt_key,
+            k=config.knn_k,
+            chunk_size=config.chunk_size,
+        )
+        for dname, det in dets.items():
+            scores[dname] = {"eval_id": det.score(preds["eval_id"].logits, preds["eval_id"].embeddings)}
+            for cname, sp in conds:
+                scores[dname][cname] = det.score(sp.logits, sp.embeddings)
+    else:
+        detectors_used = []
+    t5 = table5(ref.name, scores) if scores else table5(ref.name, {d: {} for d in config.detectors})
+    for d in skipped:
+        for r in t5:
+            if r["detector"] == d:
+                r.update(condition=f"n/a (no '{config.fit_subset}' subset to fit on)")
+    return {
+        "preds": preds,
+        "scores": scores,
+        "table3": table3(ref.name, preds["eval_id"]),
+        "table4": table4(ref.name, preds),
+        "table5": t5,
+        "table6": table6(ref.name, preds["alm"], config.alm_backends),
+        "classes": next((p.classes for p in preds.values() if p is not None), []),
+    }
+
+
+def _frame(rows: list[dict], order: Sequence[str]) -> pd.DataFrame:
+    """Rows as a frame with ``order`` first (then any other columns, e.g. extra classes)."""
+    df = pd.DataFrame(rows)
+    cols = [c for c in order if c in df.columns] + [c for c in df.columns if c not in order]
+    return df[cols] if len(df.columns) else df
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+def _failed_rows(model: str, error: str, detectors: Sequence[str]) -> dict:
+    msg = f"failed: {error}"
+    return {
+        "table3": {"model": model, "n": msg, "macro_f1": msg, "weighted_f1": msg},
+        "table4": [{"model": model, "set": msg, "condition": "", "label": "", "n": 0, "f1": msg}],
+        "table5": [{"model": model, "detector": d, "condition": msg, "n_id": 0, "n_ood": 0, "auc": msg, "fpr95": msg, "eer": msg} for d in detectors],
+        "table6": [{"model": model, "condition": msg, "n": 0, "detect_f1": msg, "fake_rate": msg, "backend": "", "backend_f1": msg}],
+    }
+
+
+def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> StudyResult:
+    """Run the study for every model in ``config`` and write tables, plots, report and results.
+
+    ``predict_fn(model_ref, rows) -> predictions`` (fields utt_ids, logits, embeddings, classes)
+    defaults to :class:`TrainedPredictor` (``train.predict``); tests pass their own.
+    """
+    from . import report
+
+    if not config.models:
+        raise ValueError(f"no models to study: give study.models, or put run dirs under {config.protocol_dir.parent / 'runs'}")
+    protocol = load_protocol(config.protocol_dir)
+    out = config.output
+    out.mkdir(parents=True, exist_ok=True)
+    predictor = predict_fn or TrainedPredictor(config)
+    weights = protocol.weights()
+    random_ids = sorted({w for w in weights["weights_id"].astype(str) if w.startswith("random")})
+
+    per_model: dict[str, dict] = {}
+    model_json: dict[str, dict] = {}
+    for ref in config.models:
+        ckpt = predictor.checkpoint(ref) if hasattr(predictor, "checkpoint") else ref.path
+        ckpt_key = _file_key(ckpt if Path(ckpt).exists() else ref.path)
+        try:
+            res = study_model(ref, protocol, config, predictor, ckpt_key)
+            info = predictor.model_info(ref) if hasattr(predictor, "model_info") else {}
+            res["info"] = info
+            per_model[ref.name] = res
+            model_json[ref.name] = {"path": str(ref.path), "status": "ok", "classes": res["classes"], **info,
+                                    **{k: res[k] for k in ("table3", "table4", "table5", "table6")}}
+        except Exception as exc:  # the study goes on with the other models
+            log.exception("model %s failed", ref.name)
+            err = f"{type(exc).__name__}: {exc}"
+            res = _failed_rows(ref.name, err, config.detectors)
+            per_model[ref.name] = {**res, "error": err}
+            model_json[ref.name] = {"path": str(ref.path), "status": "failed", "error": err, **res}
+
+    for info in model_json.values():
+        for k, v in (info.get("train_config") or {}).items():
+            if "weights" in k and isinstance(v, str) and v.startswith("random"):
+                random_ids.append(f"model {k}={v}")
+
+    tables = {
+        "table3_id_f1": _frame([r["table3"] for r in per_model.values()], ["model", "n", *[_name(c) for c in ID_LABELS], "macro_f1", "weighted_f1"]),
+        "table4_robustness": _frame([x for r in per_model.values() for x in r["table4"]], ["model", "set", "condition", "label", "n", "f1"]),
+        "table5_ood": _frame([x for r in per_model.values() for x in r["table5"]], ["model", "detector", "condition", "n_id", "n_ood", "auc", "fpr95", "eer"]),
+        "table6_alm": _frame([x for r in per_model.values() for x in r["table6"]], ["model", "condition", "n", "detect_f1", "fake_rate", "backend", "backend_f1"]),
+    }
+    banner = report.random_banner(random_ids)
+    table_paths = {}
+    for stem, df in tables.items():
+        table_paths[stem + ".csv"], table_paths[stem + ".md"] = report.write_table(df, out, stem, banner=banner)
+
+    images: dict[str, list[tuple[str, Path]]] = {}
+    if config.plots:
+        from . import plots
+
+        for name, res in per_model.items():
+            if "preds" in res:
+                images[name] = plots.model_plots(name, res, out / "plots" / _safe(name), config)
+
+    results = {
+        "title": config.title,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "random_weights": bool(random_ids),
+        "random_weights_ids": random_ids,
+        "protocol_dir": str(protocol.directory),
+        "protocol": {s: int(len(df)) for s, df in protocol.subsets.items()},
+        "protocol_failed_rows_dropped": protocol.dropped,
+        "codec_weights": weights.to_dict(orient="records"),
+        "detectors": list(config.detectors),
+        "models": model_json,
+    }
+    results_json = out / "results.json"
+    tmp = results_json.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(_jsonable(results), indent=2, allow_nan=False), encoding="utf-8")
+    os.replace(tmp, results_json)
+
+    html = report.render_html(
+        title=config.title,
+        random_ids=random_ids,
+        tables=tables,
+        images=images,
+        weights=weights,
+        protocol=protocol,
+        cards=report.find_dataset_cards(protocol, config.dataset_card),
+        results=results,
+    )
+    report_path = out / "report.html"
+    tmp = report_path.with_suffix(".html.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, report_path)
+    return StudyResult(out, report_path, results_json, table_paths, results)
+
+
+def run_study_from_recipe(recipe: str | os.PathLike, predict_fn: PredictFn | None = None, **overrides: Any) -> StudyResult:
+    """``ncst study recipe.yaml``: load the recipe's ``study:`` section (+ ``overrides``) and run it."""
+    return run_study(load_study_config(recipe, **overrides), predict_fn=predict_fn)
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    if isinstance(x, (pd.Timestamp, _dt.datetime)):
+        return x.isoformat()
+    return x
+
+
+__all__ = [
+    "DEFAULT_ALM_BACKENDS",
+    "ModelRef",
+    "Protocol",
+    "StudyConfig",
+    "StudyResult",
+    "SubsetPredictions",
+    "TrainedPredictor",
+    "load_protocol",
+    "load_study_config",
+    "run_study",
+    "run_study_from_recipe",
+    "table3",
+    "table4",
+    "table5",
+    "table6",
+]
