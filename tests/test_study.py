@@ -201,6 +201,24 @@ def test_missing_subsets_say_no_data(tmp_path):
     assert html.count(S.NA) >= 4 and "Table 6" in html
 
 
+def test_no_train_subset_and_rows_without_prediction(tmp_path):
+    recipe = _setup(tmp_path, drop=("train",))
+    known = KnownPredictor()
+
+    def predict(ref, rows):  # the predictor leaves out unreadable files: here every "-0" row
+        p = known(ref, rows)
+        keep = [i for i, u in enumerate(p.utt_ids) if not u.endswith("-0")]
+        return Preds([p.utt_ids[i] for i in keep], p.labels[keep], p.logits[keep], p.embeddings[keep], p.classes)
+
+    res = S.run_study_from_recipe(recipe, predict_fn=predict, plots=False)
+    r = res.results["models"]["known"]
+    assert r["table3"]["n"] == 21 and r["rows_without_prediction"]["eval_id"] == 7
+    t5 = pd.DataFrame(r["table5"])
+    assert (t5[t5.detector == "msp"]["auc"].iloc[0]) == 1.0
+    for det in ("knn", "mahalanobis", "nsd"):
+        assert list(t5[t5.detector == det]["condition"]) == ["n/a (no 'train' rows to fit on)"]
+
+
 def test_real_weights_no_banner_and_failed_model_goes_on(tmp_path):
     out = tmp_path / "out"
     build_protocol(out, n=2)

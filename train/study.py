@@ -26,6 +26,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -35,7 +36,7 @@ from scipy.special import softmax
 from manifests import ID_LABELS, OOD_LABELS, ST_LABELS, read_manifest
 
 from . import metrics as M
-from .ood import DETECTOR_NAMES, fit_detectors
+from .ood import DETECTOR_NAMES, fit_detectors, make_detector
 
 log = logging.getLogger(__name__)
 
@@ -260,19 +261,26 @@ class SubsetPredictions:
 
 
 def _align(rows: pd.DataFrame, preds: Any) -> SubsetPredictions:
-    """Order ``preds`` (fields utt_ids, logits, embeddings, classes) like ``rows``."""
+    """Order ``preds`` (fields utt_ids, logits, embeddings, classes) like ``rows``.
+
+    Rows the predictor left out (unreadable audio) are dropped; their ids are kept in
+    ``result.rows.attrs["missing"]`` and reported.
+    """
     ids = list(preds.utt_ids)
     pos = {u: i for i, u in enumerate(ids)}
-    missing = [u for u in rows["utt_id"] if u not in pos]
+    have = rows["utt_id"].isin(pos).to_numpy()
+    missing = rows.loc[~have, "utt_id"].tolist()
     if missing:
-        raise ValueError(f"predictions lack {len(missing)} rows, e.g. {missing[:3]}")
-    idx = np.array([pos[u] for u in rows["utt_id"]], dtype=np.int64)
-    logits = np.asarray(preds.logits, dtype=np.float32)[idx]
-    emb = np.asarray(preds.embeddings, dtype=np.float32)[idx]
+        log.warning("predictions lack %d of %d rows (unreadable audio?), e.g. %s", len(missing), len(rows), missing[:3])
+    kept = rows[have].reset_index(drop=True)
+    idx = np.array([pos[u] for u in kept["utt_id"]], dtype=np.int64)
     classes = [int(c) for c in preds.classes]
+    logits = np.asarray(preds.logits, dtype=np.float32).reshape(len(ids), -1)[idx]
+    emb = np.asarray(preds.embeddings, dtype=np.float32).reshape(len(ids), -1)[idx]
     if logits.shape[1] != len(classes):
         raise ValueError(f"logits have {logits.shape[1]} columns for {len(classes)} classes")
-    return SubsetPredictions(rows.reset_index(drop=True), logits, emb, classes)
+    kept.attrs["missing"] = missing
+    return SubsetPredictions(kept, logits, emb, classes)
 
 
 PredictFn = Callable[[ModelRef, pd.DataFrame], Any]
@@ -302,12 +310,15 @@ class TrainedPredictor:
         if ref.name not in self._loaded:
             return {}
         _model, cfg, classes = self._loaded[ref.name]
-        try:
-            from dataclasses import asdict
+        if hasattr(cfg, "to_dict"):
+            cfg_d = cfg.to_dict()
+        else:
+            try:
+                from dataclasses import asdict
 
-            cfg_d = asdict(cfg)
-        except TypeError:
-            cfg_d = dict(getattr(cfg, "__dict__", {}))
+                cfg_d = asdict(cfg)
+            except TypeError:
+                cfg_d = dict(getattr(cfg, "__dict__", {}))
         return {"classes": list(classes), "train_config": json.loads(json.dumps(cfg_d, default=str))}
 
 
@@ -333,12 +344,16 @@ def _cached_predict(predict_fn: PredictFn, ref: ModelRef, rows: pd.DataFrame, ca
         path = cache / f"pred-{key}.npz"
         if path.exists():
             with np.load(path, allow_pickle=False) as z:
-                return SubsetPredictions(rows.reset_index(drop=True), z["logits"], z["embeddings"], [int(c) for c in z["classes"]])
-    out = _align(rows, predict_fn(ref, rows))
+                cached = SimpleNamespace(utt_ids=[str(u) for u in z["utt_ids"]], logits=z["logits"],
+                                         embeddings=z["embeddings"], classes=z["classes"].tolist())
+            return _align(rows, cached)
+    preds = predict_fn(ref, rows)
+    out = _align(rows, preds)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez(tmp, logits=out.logits, embeddings=out.embeddings, classes=np.asarray(out.classes))
+        np.savez(tmp, utt_ids=np.asarray(out.rows["utt_id"].astype(str).tolist()), logits=out.logits,
+                 embeddings=out.embeddings, classes=np.asarray(out.classes))
         os.replace(tmp, path)
     return out
 
@@ -503,41 +518,46 @@ def study_model(
     """All numbers (and plot inputs) for one model; raises on a model that cannot predict."""
     cache = config.output / "cache" / _safe(ref.name)
     preds: dict[str, SubsetPredictions | None] = {}
+    unreadable: dict[str, int] = {}
     for name in ("eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "alm"):
         rows = protocol.get(name)
-        preds[name] = None if rows is None else _cached_predict(predict_fn, ref, rows, cache, ckpt_key)
+        sp = None if rows is None else _cached_predict(predict_fn, ref, rows, cache, ckpt_key)
+        if sp is not None and sp.rows.attrs.get("missing"):
+            unreadable[name] = len(sp.rows.attrs["missing"])
+        preds[name] = sp if sp is not None and len(sp.rows) else None
 
     conds = ood_conditions(preds)
-    need_fit = [d for d in config.detectors if d in ("knn", "mahalanobis", "nsd")]
+    have_eval = preds["eval_id"] is not None and bool(conds)
+    fit = None
     fit_rows = protocol.get(config.fit_subset)
-    detectors_used = [d for d in config.detectors if d not in need_fit or fit_rows is not None]
-    skipped = [d for d in config.detectors if d not in detectors_used]
+    if have_eval and fit_rows is not None and any(make_detector(d).needs_fit for d in config.detectors):
+        fit = _cached_predict(predict_fn, ref, _fit_rows(fit_rows, config), cache, ckpt_key)
+        fit = fit if len(fit.rows) else None
     scores: dict[str, dict[str, np.ndarray]] = {}
-    if preds["eval_id"] is not None and conds and detectors_used:
-        fit = None
-        if fit_rows is not None and need_fit:
-            fit = _cached_predict(predict_fn, ref, _fit_rows(fit_rows, config), cache, ckpt_key)
-        dets = fit_detectors(
-            detectors_used,
-            fit.logits if fit is not None else None,
-            fit.embeddings if fit is not None else None,
-            fit.labels if fit is not None else None,
-            cache_dir=cache / "ood",
-            run_key=ckpt_key,
-            k=config.knn_k,
-            chunk_size=config.chunk_size,
-        )
-        for dname, det in dets.items():
-            scores[dname] = {"eval_id": det.score(preds["eval_id"].logits, preds["eval_id"].embeddings)}
-            for cname, sp in conds:
-                scores[dname][cname] = det.score(sp.logits, sp.embeddings)
-    else:
-        detectors_used = []
-    t5 = table5(ref.name, scores) if scores else table5(ref.name, {d: {} for d in config.detectors})
-    for d in skipped:
-        for r in t5:
-            if r["detector"] == d:
-                r.update(condition=f"n/a (no '{config.fit_subset}' subset to fit on)")
+    why_not: dict[str, str] = {}
+    for dname in config.detectors if have_eval else ():
+        if make_detector(dname).needs_fit and fit is None:
+            why_not[dname] = f"n/a (no '{config.fit_subset}' rows to fit on)"
+            continue
+        try:
+            det = fit_detectors(
+                [dname],
+                *((fit.logits, fit.embeddings, fit.labels) if fit is not None else (None, None, None)),
+                cache_dir=cache / "ood",
+                run_key=ckpt_key,
+                k=config.knn_k,
+                chunk_size=config.chunk_size,
+            )[dname]
+        except ValueError as exc:  # e.g. fewer training rows than k
+            why_not[dname] = _fmt_err(exc)
+            continue
+        scores[dname] = {"eval_id": det.score(preds["eval_id"].logits, preds["eval_id"].embeddings)}
+        for cname, sp in conds:
+            scores[dname][cname] = det.score(sp.logits, sp.embeddings)
+    t5 = table5(ref.name, {d: scores.get(d, {}) for d in config.detectors})
+    for r in t5:
+        if r["detector"] in why_not:
+            r.update(condition=why_not[r["detector"]])
     return {
         "preds": preds,
         "scores": scores,
@@ -546,6 +566,7 @@ def study_model(
         "table5": t5,
         "table6": table6(ref.name, preds["alm"], config.alm_backends),
         "classes": next((p.classes for p in preds.values() if p is not None), []),
+        "rows_without_prediction": unreadable,
     }
 
 
@@ -597,7 +618,8 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
             info = predictor.model_info(ref) if hasattr(predictor, "model_info") else {}
             res["info"] = info
             per_model[ref.name] = res
-            model_json[ref.name] = {"path": str(ref.path), "status": "ok", "classes": res["classes"], **info,
+            model_json[ref.name] = {"path": str(ref.path), "status": "ok", "classes": res["classes"],
+                                    "rows_without_prediction": res["rows_without_prediction"], **info,
                                     **{k: res[k] for k in ("table3", "table4", "table5", "table6")}}
         except Exception as exc:  # the study goes on with the other models
             log.exception("model %s failed", ref.name)
@@ -608,7 +630,7 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
 
     for info in model_json.values():
         for k, v in (info.get("train_config") or {}).items():
-            if "weights" in k and isinstance(v, str) and v.startswith("random"):
+            if isinstance(v, str) and v.lower().startswith("random"):
                 random_ids.append(f"model {k}={v}")
 
     tables = {
