@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -249,6 +250,51 @@ def test_real_weights_no_banner_and_failed_model_goes_on(tmp_path):
 TRAINER = importlib.util.find_spec("train.trainer") is not None and importlib.util.find_spec("train.predict") is not None
 
 
+def _tone_audio(root: Path):
+    """Writes a 0.25 s, 16 kHz wav per row: a tone whose pitch depends on the label (separable)."""
+    import soundfile as sf
+
+    sr, n = 16000, 4000
+    t = np.arange(n) / sr
+
+    def make(utt_id: str, label: int) -> str:
+        rng = np.random.default_rng(zlib.crc32(utt_id.encode()))
+        f = 220.0 * (1.35 ** (label + 1))
+        wav = 0.3 * np.sin(2 * np.pi * f * t + rng.uniform(0, 6.28)) + 0.01 * rng.normal(size=n)
+        path = root / "audio" / f"{utt_id}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, wav.astype(np.float32), sr)
+        return str(path)
+
+    return make
+
+
 @pytest.mark.skipif(not TRAINER, reason="train.trainer / train.predict not in the tree yet")
-def test_study_with_real_trainer(tmp_path):
-    pytest.skip("written once the trainer's TrainConfig lands")
+def test_study_with_real_trainer_via_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from train.config import TrainConfig
+    from train.trainer import train
+
+    out = tmp_path / "out"
+    pdir = build_protocol(out, n=2, audio=_tone_audio(out))
+    cfg = TrainConfig(model="mel_lcnn", protocol_dir=str(pdir), out_dir=str(out / "runs" / "tiny"), epochs=1,
+                      batch_size=8, num_samples=4000, progress=False, seed=1)
+    run_dir = Path(train(cfg))
+    assert (run_dir / "best.pt").exists()
+    recipe = _recipe(tmp_path, {"models": ["tiny"], "batch_size": 8})
+    res = CliRunner().invoke(app, ["study", str(recipe)])
+    assert res.exit_code == 0, res.output
+    study = out / "study"
+    results = json.loads((study / "results.json").read_text())
+    r = results["models"]["tiny"]
+    assert r["status"] == "ok" and r["classes"] == list(range(7))
+    assert r["table3"]["n"] == 14 and 0.0 <= r["table3"]["macro_f1"] <= 1.0
+    aucs = [x["auc"] for x in r["table5"] if x["condition"] != S.NA]
+    assert len(aucs) == 5 * 9 and all(0.0 <= a <= 1.0 for a in aucs)  # 5 detectors x (8 conditions + average)
+    html = (study / "report.html").read_text()
+    assert "RANDOM WEIGHTS" in html.splitlines()[0]
+    for title in ("Table 3", "Table 4", "Table 5", "Table 6"):
+        assert title in html
+    assert html.count("data:image/png;base64,") == 4
