@@ -31,22 +31,26 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.special import softmax
 
-from manifests import ID_LABELS, OOD_LABELS, ST_LABELS, read_manifest
+from manifests import ID_LABELS, read_manifest
 
-from . import metrics as M
 from .ood import DETECTOR_NAMES, fit_detectors, make_detector
+from .tables import (
+    DEFAULT_ALM_BACKENDS,
+    NA,
+    SubsetPredictions,
+    na_reason,
+    label_name,
+    ood_conditions,
+    table3,
+    table4,
+    table5,
+    table6,
+)
 
 log = logging.getLogger(__name__)
 
 SUBSETS = ("train", "dev", "eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "alm")
-NA = "n/a (no data)"
-# ALM back ends (codec inside each audio language model), as the anchor's evaluate_alm.py assumes:
-# Moshi -> Mimi, SpeechGPT-Gen -> SpeechTokenizer, VALL-E -> EnCodec, Mini-omni -> SNAC.
-DEFAULT_ALM_BACKENDS = {"moshi": 1, "speechgpt-gen": 2, "valle": 4, "mini-omni": 6}
-ROBUSTNESS_SETS = (("unseen_real", "unseen real"), ("diff_config", "different config"), ("diff_source", "different source"))
-OOD_SETS = ("eval_ood", "ood_config", "diff_source")
 STUDY_KEYS = {
     "models", "protocol_dir", "detectors", "output", "title", "checkpoint", "batch_size", "device",
     "num_workers", "knn_k", "chunk_size", "max_fit_rows", "seed", "embedding_map", "alm_backends",
@@ -230,36 +234,6 @@ def load_protocol(directory: str | os.PathLike) -> Protocol:
 # ----------------------------------------------------------------------------- predictions
 
 
-@dataclass
-class SubsetPredictions:
-    """A model's outputs on one subset, aligned row by row with ``rows``.
-
-    ``logits (N, C)`` with columns ``classes``; ``embeddings (N, D)``; ``labels (N,)`` ST labels.
-    """
-
-    rows: pd.DataFrame
-    logits: np.ndarray
-    embeddings: np.ndarray
-    classes: list[int]
-
-    @property
-    def labels(self) -> np.ndarray:
-        return self.rows["label"].to_numpy(dtype=np.int64)
-
-    @property
-    def predicted(self) -> np.ndarray:
-        """Predicted ST label per row ``(N,)``."""
-        return np.asarray(self.classes, dtype=np.int64)[self.logits.argmax(axis=1)]
-
-    @property
-    def probs(self) -> np.ndarray:
-        return softmax(self.logits.astype(np.float64), axis=1)
-
-    def select(self, mask) -> "SubsetPredictions":
-        mask = np.asarray(mask, dtype=bool)
-        return SubsetPredictions(self.rows[mask].reset_index(drop=True), self.logits[mask], self.embeddings[mask], self.classes)
-
-
 def _align(rows: pd.DataFrame, preds: Any) -> SubsetPredictions:
     """Order ``preds`` (fields utt_ids, logits, embeddings, classes) like ``rows``.
 
@@ -361,133 +335,6 @@ def _cached_predict(predict_fn: PredictFn, ref: ModelRef, rows: pd.DataFrame, ca
 # ----------------------------------------------------------------------------- tables
 
 
-def _name(label: int) -> str:
-    return ST_LABELS.get(int(label), str(label))
-
-
-def _fmt_err(exc: Exception) -> str:
-    return f"n/a ({exc})"
-
-
-def table3(model: str, ev: SubsetPredictions | None) -> dict:
-    """Table 3 row: F1 per ID class on eval_id, macro and weighted F1."""
-    row: dict[str, Any] = {"model": model}
-    if ev is None:
-        row.update({"n": NA, **{_name(c): NA for c in ID_LABELS}, "macro_f1": NA, "weighted_f1": NA})
-        return row
-    id_classes = [c for c in ev.classes if c in ID_LABELS] or list(ev.classes)
-    f1 = M.f1_scores(ev.labels, ev.predicted, labels=id_classes)
-    row["n"] = f1["n"]
-    row.update({_name(c): v for c, v in f1["per_class"].items()})
-    row.update(macro_f1=f1["macro"], weighted_f1=f1["weighted"])
-    return row
-
-
-def table4(model: str, subsets: Mapping[str, SubsetPredictions | None]) -> list[dict]:
-    """Table 4 rows: micro F1 (= accuracy) per condition of each robustness set (ID labels only)."""
-    rows: list[dict] = []
-    for key, title in ROBUSTNESS_SETS:
-        sp = subsets.get(key)
-        if sp is not None:
-            sp = sp.select(np.isin(sp.labels, ID_LABELS))
-        if sp is None or len(sp.rows) == 0:
-            rows.append({"model": model, "set": title, "condition": NA, "label": NA, "n": 0, "f1": NA})
-            continue
-        vals = []
-        for cond, idx in sp.rows.groupby("condition", sort=True).indices.items():
-            part = sp.select(np.isin(np.arange(len(sp.rows)), idx))
-            f1 = M.micro_f1(part.labels, part.predicted)
-            vals.append(f1)
-            labs = sorted(set(part.labels.tolist()))
-            rows.append({"model": model, "set": title, "condition": cond,
-                         "label": "/".join(f"{lab} {_name(lab)}" for lab in labs), "n": len(part.rows), "f1": f1})
-        rows.append({"model": model, "set": title, "condition": "average", "label": "", "n": len(sp.rows),
-                     "f1": float(np.mean(vals))})
-    return rows
-
-
-def ood_conditions(subsets: Mapping[str, SubsetPredictions | None]) -> list[tuple[str, SubsetPredictions]]:
-    """OOD evaluation sets ``[(name, predictions)]``: OOD-labelled rows (7..11) of eval_ood (per
-    condition and all), ood_config and diff_source (per condition)."""
-    out = []
-    for key in OOD_SETS:
-        sp = subsets.get(key)
-        if sp is None:
-            continue
-        sp = sp.select(np.isin(sp.labels, OOD_LABELS))
-        if len(sp.rows) == 0:
-            continue
-        for cond, idx in sp.rows.groupby("condition", sort=True).indices.items():
-            out.append((f"{key}/{cond}", sp.select(np.isin(np.arange(len(sp.rows)), idx))))
-        if key == "eval_ood":
-            out.append(("eval_ood/all", sp))
-    return out
-
-
-def table5(model: str, detector_scores: Mapping[str, Mapping[str, np.ndarray]], id_name: str = "eval_id") -> list[dict]:
-    """Table 5 rows from ``{detector: {"eval_id": scores, "<set>/<cond>": scores, ...}}``.
-
-    The per-detector ``average`` is the mean over conditions, ``eval_ood/all`` left out (its rows
-    are already in the per-codec conditions).
-    """
-    rows = []
-    for det, scores in detector_scores.items():
-        id_scores = scores.get(id_name)
-        conds = [c for c in scores if c != id_name]
-        if id_scores is None or not conds:
-            rows.append({"model": model, "detector": det, "condition": NA, "n_id": 0, "n_ood": 0,
-                         "auc": NA, "fpr95": NA, "eer": NA})
-            continue
-        got = []
-        for cond in conds:
-            try:
-                m = M.ood_metrics(id_scores, scores[cond])
-            except ValueError as exc:
-                rows.append({"model": model, "detector": det, "condition": cond, "n_id": len(id_scores),
-                             "n_ood": len(scores[cond]), "auc": _fmt_err(exc), "fpr95": _fmt_err(exc), "eer": _fmt_err(exc)})
-                continue
-            rows.append({"model": model, "detector": det, "condition": cond, **m})
-            if cond != "eval_ood/all":
-                got.append(m)
-        if got:
-            rows.append({"model": model, "detector": det, "condition": "average", "n_id": len(id_scores),
-                         "n_ood": int(sum(m["n_ood"] for m in got)),
-                         **{k: float(np.mean([m[k] for m in got])) for k in ("auc", "fpr95", "eer")}})
-    return rows
-
-
-def table6(model: str, alm: SubsetPredictions | None, backends: Mapping[str, int]) -> list[dict]:
-    """Table 6 rows per ALM condition.
-
-    ``detect_f1``: binary F1 of the fake class where a clip is called fake when P(real) < 0.5 (the
-    model's real-class probability against all codec classes together); ``fake_rate``: share of
-    clips called fake. ``backend_f1``: micro F1 of tracing the clip to the ALM's codec back end
-    (``backends``; the anchor's Table 6 reading), n/a when the back end is unknown or not a class.
-    """
-    if alm is None:
-        return [{"model": model, "condition": NA, "n": 0, "detect_f1": NA, "fake_rate": NA, "backend": NA, "backend_f1": NA}]
-    rows = []
-    has_real = 0 in alm.classes
-    for cond, idx in alm.rows.groupby("condition", sort=True).indices.items():
-        part = alm.select(np.isin(np.arange(len(alm.rows)), idx))
-        is_fake = part.rows["is_fake"].to_numpy(dtype=bool).astype(int)
-        row: dict[str, Any] = {"model": model, "condition": cond, "n": len(part.rows)}
-        if has_real:
-            called_fake = (part.probs[:, alm.classes.index(0)] < 0.5).astype(int)
-            row["detect_f1"] = M.binary_f1(is_fake, called_fake, pos_label=1)
-            row["fake_rate"] = float(called_fake.mean())
-        else:
-            row["detect_f1"] = row["fake_rate"] = "n/a (model has no real class)"
-        backend = backends.get(str(cond).lower())
-        if backend is None or backend not in alm.classes:
-            row["backend"], row["backend_f1"] = "n/a", "n/a (back end unknown or not a model class)"
-        else:
-            row["backend"] = f"{backend} {_name(backend)}"
-            row["backend_f1"] = M.micro_f1(np.full(len(part.rows), backend), part.predicted)
-        rows.append(row)
-    return rows
-
-
 # ----------------------------------------------------------------------------- runner
 
 
@@ -549,7 +396,7 @@ def study_model(
                 chunk_size=config.chunk_size,
             )[dname]
         except ValueError as exc:  # e.g. fewer training rows than k
-            why_not[dname] = _fmt_err(exc)
+            why_not[dname] = na_reason(exc)
             continue
         scores[dname] = {"eval_id": det.score(preds["eval_id"].logits, preds["eval_id"].embeddings)}
         for cname, sp in conds:
@@ -634,7 +481,7 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
                 random_ids.append(f"model {k}={v}")
 
     tables = {
-        "table3_id_f1": _frame([r["table3"] for r in per_model.values()], ["model", "n", *[_name(c) for c in ID_LABELS], "macro_f1", "weighted_f1"]),
+        "table3_id_f1": _frame([r["table3"] for r in per_model.values()], ["model", "n", *[label_name(c) for c in ID_LABELS], "macro_f1", "weighted_f1"]),
         "table4_robustness": _frame([x for r in per_model.values() for x in r["table4"]], ["model", "set", "condition", "label", "n", "f1"]),
         "table5_ood": _frame([x for r in per_model.values() for x in r["table5"]], ["model", "detector", "condition", "n_id", "n_ood", "auc", "fpr95", "eer"]),
         "table6_alm": _frame([x for r in per_model.values() for x in r["table6"]], ["model", "condition", "n", "detect_f1", "fake_rate", "backend", "backend_f1"]),
@@ -711,6 +558,7 @@ def _jsonable(x):
 
 __all__ = [
     "DEFAULT_ALM_BACKENDS",
+    "NA",
     "ModelRef",
     "Protocol",
     "StudyConfig",
