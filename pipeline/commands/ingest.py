@@ -1,0 +1,103 @@
+"""``ncst ingest <corpus> <path> -o manifest.parquet`` and ``ncst demo-corpus <dir>``.
+
+Both only parse arguments and call the library (``pipeline.corpora.READERS[corpus]`` and
+``pipeline.demo_corpus.make_demo_corpus``); everything they do is scriptable from Python.
+"""
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+CORPORA = ("vctk", "aishell3", "ncssd", "asvspoof2019_la", "in_the_wild", "labelled_folder")
+
+
+def print_summary(summary, output: Path | None = None, max_warnings: int = 20) -> None:
+    """Rich tables of a :class:`pipeline.corpora.Summary`: per split ok/failed/speakers, errors, warnings."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(soft_wrap=True)
+    table = Table(title=f"{summary.corpus}: {summary.ok} ok, {summary.failed} failed, {summary.duration_s / 60:.1f} min of ok audio")
+    for name in ("split", "ok", "failed", "speakers", "minutes"):
+        table.add_column(name, justify="left" if name == "split" else "right")
+    for rec in summary.per_split.to_dict("records"):
+        table.add_row(rec["split"] or "(none)", str(rec["ok"]), str(rec["failed"]), str(rec["speakers"]), f"{rec['duration_s'] / 60:.2f}")
+    console.print(table)
+    if summary.errors:
+        console.print(f"[red]errors (first {len(summary.errors)} of {summary.failed}):[/red]")
+        for e in summary.errors:
+            console.print(f"  {e}", markup=False, highlight=False)
+    if summary.warnings:
+        shown = summary.warnings[:max_warnings]
+        console.print(f"[yellow]warnings ({len(shown)} of {len(summary.warnings)}):[/yellow]")
+        for w in shown:
+            console.print(f"  {w}", markup=False, highlight=False)
+    if output is not None:
+        console.print(f"manifest: {output}", markup=False, highlight=False)
+
+
+def ingest(
+    corpus: str = typer.Argument(..., help=f"corpus reader: {', '.join(CORPORA)}"),
+    path: Path = typer.Argument(..., help="corpus root folder"),
+    output: Path = typer.Option(..., "--output", "-o", help="source manifest to write (.parquet)"),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="threads probing and hashing files"),
+    mic: Optional[str] = typer.Option(None, help="vctk: mic1, mic2 or both (default mic1)"),
+    labels: Optional[Path] = typer.Option(None, help="labelled_folder: labels CSV/TSV (default: labels.csv in the folder)"),
+    name: Optional[str] = typer.Option(None, "--name", help="labelled_folder: corpus name (default: folder name)"),
+    language: Optional[str] = typer.Option(None, help="ncssd, labelled_folder: language code for the rows"),
+    split: Optional[str] = typer.Option(None, help="vctk: value of the split column"),
+    bonafide_only: bool = typer.Option(False, "--bonafide-only", help="asvspoof2019_la, in_the_wild: keep only bona fide rows"),
+    max_errors: int = typer.Option(20, help="errors to print"),
+) -> None:
+    """Read a corpus into a source manifest; print rows ok/failed per split, speakers, errors."""
+    from manifests import write_manifest
+    from pipeline.corpora import READERS, CorpusError, summarize
+
+    if corpus not in READERS:
+        raise typer.BadParameter(f"unknown corpus {corpus!r}; choose one of {', '.join(READERS)}", param_hint="CORPUS")
+    reader = READERS[corpus]
+    given = dict(mic=mic, labels=labels, corpus=name, language=language, split=split,
+                 bonafide_only=bonafide_only or None)
+    given = {k: v for k, v in given.items() if v is not None}
+    accepted = inspect.signature(reader).parameters
+    wrong = [k for k in given if k not in accepted]
+    if wrong:
+        flags = ", ".join("--name" if k == "corpus" else f"--{k.replace('_', '-')}" for k in wrong)
+        raise typer.BadParameter(f"{flags} does not apply to {corpus}", param_hint="options")
+    try:
+        df = reader(path, num_jobs=jobs, **given)
+    except (CorpusError, ValueError) as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
+    write_manifest(df, output, root=path)
+    summary = summarize(df, max_errors=max_errors)
+    print_summary(summary, output)
+    if summary.ok == 0:
+        typer.secho("error: no usable audio (0 ok rows)", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+
+
+def demo_corpus(
+    out_dir: Path = typer.Argument(..., help="folder to write vctk/ and aishell3/ into"),
+    seed: int = typer.Option(0, help="random seed (same seed, same bytes)"),
+    vctk_speakers: int = typer.Option(4, min=0),
+    aishell3_speakers: int = typer.Option(3, min=0),
+    utterances: int = typer.Option(6, "--utterances", min=1, help="utterances per speaker"),
+    corrupt: bool = typer.Option(False, help="also write one deliberately broken file (tests only)"),
+) -> None:
+    """Write the seeded synthetic demo corpus (VCTK and AISHELL-3 layouts)."""
+    from pipeline.demo_corpus import make_demo_corpus
+
+    demo = make_demo_corpus(out_dir, seed=seed, vctk_speakers=vctk_speakers, aishell3_speakers=aishell3_speakers,
+                            utterances_per_speaker=utterances, corrupt=corrupt)
+    typer.echo(f"vctk:     {demo.vctk_dir} ({demo.n_vctk} utterances)")
+    typer.echo(f"aishell3: {demo.aishell3_dir} ({demo.n_aishell3} utterances)")
+    typer.echo(f"audio:    {demo.duration_s:.1f} s")
+    for p in demo.corrupt_files:
+        typer.echo(f"corrupt:  {p}")
+
+
+COMMANDS = [("ingest", ingest), ("demo-corpus", demo_corpus)]

@@ -1,0 +1,212 @@
+"""Machinery shared by the corpus readers: list files, read one file into a row, summarise.
+
+Every reader follows the same steps: check the root, parse the corpus metadata into a list of
+:class:`Pending` utterances (the manifest row without audio facts, the absolute audio path, and
+an error when the metadata already says the row cannot be used), then map :func:`read_pending`
+over that list (optionally with a thread pool) and hand the rows to :func:`finish`.
+
+Problems never stop a run:
+- a problem with one audio file (missing, empty, not audio, listed twice) becomes a *failed* row
+  (``status="failed"``, ``error`` names the file and the problem);
+- a problem with metadata only (a speaker missing from speaker-info, an utterance without a
+  transcript) becomes a *warning*: the row stays ``ok`` and the warning is kept in
+  ``df.attrs["warnings"]`` (a list of strings) and shown by :func:`summarize`.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import pandas as pd
+
+from manifests import failed, sha256_file, to_frame
+from pipeline.audio_io import AudioError, probe
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif")
+
+
+class CorpusError(FileNotFoundError):
+    """The corpus cannot be read at all (root or a required metadata file missing)."""
+
+
+@dataclass
+class Pending:
+    """One utterance the metadata (or the file listing) announced, before its audio is read.
+
+    ``row`` is a complete manifest row (from ``real_row`` / ``external_spoof_row``) whose audio
+    facts are still empty; ``audio`` is the absolute path to probe; ``error`` (when set) makes
+    the row failed without reading anything beyond hashing the file if it exists.
+    """
+
+    row: dict
+    audio: Path
+    error: str = ""
+
+
+@dataclass
+class Collected:
+    """What a reader's metadata pass found: utterances to read and metadata-only warnings."""
+
+    pending: list[Pending] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, row: dict, audio: Path, error: str = "") -> None:
+        self.pending.append(Pending(row, audio, error))
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+def check_root(corpus_dir: str | os.PathLike, name: str) -> Path:
+    """``corpus_dir`` as a resolved Path; :class:`CorpusError` when it is not a directory."""
+    root = Path(corpus_dir).expanduser().resolve()
+    if not root.is_dir():
+        raise CorpusError(f"{name}: corpus directory not found: {root}")
+    return root
+
+
+def rel_path(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` with forward slashes (as manifests store it)."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def list_audio(directory: Path, extensions: Sequence[str] = AUDIO_EXTENSIONS) -> list[Path]:
+    """All files under ``directory`` with one of ``extensions`` (case-insensitive), sorted."""
+    if not directory.is_dir():
+        return []
+    exts = tuple(e.lower() for e in extensions)
+    return sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+
+
+def read_text_file(path: Path) -> str:
+    """Text of a small metadata file; utf-8 with a BOM tolerated, undecodable bytes replaced."""
+    return path.read_bytes().decode("utf-8-sig", errors="replace")
+
+
+def read_pending(item: Pending) -> dict:
+    """Probe and hash one audio file: the finished row, or a failed row naming file and problem.
+
+    Pure apart from reading the file: the same input gives the same row (except ``created_at``).
+    """
+    row = dict(item.row)
+    path = item.audio
+    if path.is_file() and path.stat().st_size > 0:
+        try:
+            row["sha256"] = sha256_file(path)
+        except OSError as exc:
+            return failed(row, f"{path}: cannot read file ({exc})")
+    if item.error:
+        return failed(row, item.error)
+    try:
+        info = probe(path)
+    except AudioError as exc:
+        return failed(row, str(exc))
+    except OSError as exc:
+        return failed(row, f"{path}: cannot read file ({exc})")
+    row.update(
+        sample_rate=info.sample_rate,
+        num_samples=info.num_samples,
+        duration_s=info.duration_s,
+    )
+    return row
+
+
+def map_rows(fn: Callable[[Pending], dict], items: Sequence[Pending], num_jobs: int = 1) -> list[dict]:
+    """``[fn(i) for i in items]``, on a thread pool of ``num_jobs`` when ``num_jobs > 1``.
+
+    Threads suffice: hashing and decoding release the GIL, and a pool of threads needs no
+    pickling of rows. Order is kept.
+    """
+    if num_jobs < 1:
+        raise ValueError(f"num_jobs must be >= 1, got {num_jobs}")
+    if num_jobs == 1 or len(items) < 2:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=num_jobs) as pool:
+        return list(pool.map(fn, items, chunksize=16))
+
+
+def dedupe_ids(rows: list[dict]) -> list[dict]:
+    """Rows whose ``utt_id`` was already seen become failed rows with a suffixed, unique id."""
+    seen: dict[str, int] = {}
+    out = []
+    for row in rows:
+        uid = row["utt_id"]
+        if uid in seen:
+            seen[uid] += 1
+            new_id = f"{uid}#dup{seen[uid]}"
+            row = failed(
+                dict(row, utt_id=new_id, source_utt_id=new_id),
+                f"{row['path']}: duplicate utterance id {uid!r} (listed more than once)",
+            )
+        else:
+            seen[uid] = 1
+        out.append(row)
+    return out
+
+
+def finish(collected: Collected, num_jobs: int = 1, corpus: str = "") -> pd.DataFrame:
+    """Read every pending utterance and return the source manifest frame (schema column order).
+
+    ``df.attrs["warnings"]`` holds the metadata-only warnings, ``df.attrs["corpus"]`` the name.
+    """
+    rows = map_rows(read_pending, collected.pending, num_jobs)
+    rows = dedupe_ids(rows)
+    df = to_frame(rows, "source")
+    if len(df):
+        for col in ("sample_rate", "num_samples"):
+            df[col] = df[col].astype("Int64")
+        df["duration_s"] = df["duration_s"].astype("float64")
+    df.attrs["warnings"] = list(collected.warnings)
+    df.attrs["corpus"] = corpus
+    return df
+
+
+@dataclass
+class Summary:
+    """Counts of a source manifest for people: per split, ok/failed/speakers, plus problems."""
+
+    corpus: str
+    rows: int
+    ok: int
+    failed: int
+    duration_s: float
+    per_split: pd.DataFrame  # columns: split, ok, failed, speakers, duration_s
+    errors: list[str]
+    warnings: list[str]
+
+
+def summarize(df: pd.DataFrame, max_errors: int = 20) -> Summary:
+    """Summary of a reader's output (errors: the first ``max_errors`` failed rows' messages)."""
+    ok = df["status"] == "ok"
+    if len(df):
+        g = df.assign(_ok=ok, _failed=~ok, _dur=df["duration_s"].where(ok, 0.0).fillna(0.0))
+        per_split = (
+            g.groupby("split", dropna=False)
+            .agg(ok=("_ok", "sum"), failed=("_failed", "sum"), speakers=("speaker", "nunique"), duration_s=("_dur", "sum"))
+            .reset_index()
+        )
+    else:
+        per_split = pd.DataFrame(columns=["split", "ok", "failed", "speakers", "duration_s"])
+    errors = [f"{u}: {e}" for u, e in zip(df.loc[~ok, "utt_id"], df.loc[~ok, "error"])][:max_errors]
+    corpus = df.attrs.get("corpus") or (str(df["corpus"].iloc[0]) if len(df) else "")
+    return Summary(
+        corpus=corpus,
+        rows=len(df),
+        ok=int(ok.sum()),
+        failed=int((~ok).sum()),
+        duration_s=float(df.loc[ok, "duration_s"].fillna(0.0).sum()) if len(df) else 0.0,
+        per_split=per_split,
+        errors=errors,
+        warnings=list(df.attrs.get("warnings", [])),
+    )
+
+
+def unlisted(found: Iterable[Path], listed: set[Path]) -> list[Path]:
+    """Audio files found on disk that the metadata does not mention, sorted."""
+    return sorted(p for p in found if p not in listed)

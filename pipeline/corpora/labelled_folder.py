@@ -1,0 +1,115 @@
+"""Any folder of audio files plus a labels table: the way in for corpora without a reader
+(ALM outputs such as Moshi or VALL-E samples, a lab's own recordings, ...).
+
+Layout::
+
+    <folder>/labels.csv (or .tsv)    file,label[,speaker,split,language,text,utt_id,...]
+    <folder>/<any sub-path>/x.wav    ``file`` is relative to the folder holding the labels file
+
+``label`` decides the row kind: ``real``, ``bonafide``, ``bona-fide`` or ``bona fide`` (any case)
+-> real row; anything else -> external-spoof row with ``label_name`` = that label (e.g.
+``moshi``). Columns other than the known ones go to ``extra``. The separator is a tab for
+``.tsv`` files and a comma otherwise.
+
+Utterance ids are the ``utt_id`` column when given, else ``<corpus>-<file without extension>``
+with ``/`` replaced by ``-``. A labels line whose file is missing (or whose label is empty) is a
+failed row; an audio file that no line mentions has no known label and is a failed row too.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from manifests import external_spoof_row, real_row
+
+from .common import Collected, CorpusError, check_root, finish, list_audio, rel_path
+
+REAL_LABELS = ("real", "bonafide", "bona-fide", "bona fide")
+LABEL_FILES = ("labels.csv", "labels.tsv", "meta.csv", "metadata.csv")
+KNOWN = ("file", "label", "speaker", "split", "language", "text", "utt_id")
+
+
+def read_labels(path: Path) -> pd.DataFrame:
+    """The labels table as strings (column names stripped and lower-cased)."""
+    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    df.columns = [c.strip().lower() for c in df.columns]
+    if "file" not in df.columns and "path" in df.columns:
+        df = df.rename(columns={"path": "file"})
+    missing = [c for c in ("file", "label") if c not in df.columns]
+    if missing:
+        raise CorpusError(f"{path}: labels table lacks columns {missing} (has {list(df.columns)})")
+    return df
+
+
+def prepare_labelled_folder(
+    corpus_dir: str | os.PathLike,
+    labels: str | os.PathLike | None = None,
+    corpus: str | None = None,
+    language: str = "",
+    num_jobs: int = 1,
+) -> pd.DataFrame:
+    """Source manifest of a folder of audio described by a labels CSV/TSV.
+
+    Args:
+        corpus_dir: the folder; file paths in the table are relative to it.
+        labels: the labels file (default: the first of labels.csv, labels.tsv, meta.csv,
+            metadata.csv in ``corpus_dir``); a relative path is taken under ``corpus_dir``.
+        corpus: value of the ``corpus`` column (default: the folder's name).
+        language: language for rows whose table has no ``language`` value.
+        num_jobs: threads probing and hashing files.
+
+    Returns:
+        A source-manifest frame. Paths are relative to ``corpus_dir``: write with
+        ``root=corpus_dir``.
+    """
+    root = check_root(corpus_dir, "labelled_folder")
+    corpus = corpus or root.name
+    if labels is None:
+        found = [root / n for n in LABEL_FILES if (root / n).is_file()]
+        if not found:
+            raise CorpusError(f"{corpus}: no labels file in {root} (looked for {', '.join(LABEL_FILES)})")
+        labels_path = found[0]
+    else:
+        labels_path = Path(labels)
+        labels_path = labels_path if labels_path.is_absolute() else root / labels_path
+        if not labels_path.is_file():
+            raise CorpusError(f"{corpus}: labels file not found: {labels_path}")
+    table = read_labels(labels_path)
+    col = Collected()
+    listed: set[Path] = set()
+    for n, rec in enumerate(table.to_dict("records"), start=2):
+        name = rec["file"].strip()
+        label = rec["label"].strip()
+        audio = (root / name).resolve()
+        listed.add(audio)
+        stem = os.path.splitext(name)[0].replace("\\", "/").strip("/").replace("/", "-")
+        extra = {k: v for k, v in rec.items() if k not in KNOWN and v != ""}
+        extra["label"] = label
+        fields = dict(
+            utt_id=rec.get("utt_id", "").strip() or f"{corpus}-{stem}",
+            corpus=corpus,
+            path=rel_path(audio, root),
+            speaker=rec.get("speaker", "").strip(),
+            language=rec.get("language", "").strip() or language,
+            split=rec.get("split", "").strip(),
+            text=rec.get("text") or None,
+            extra=extra,
+        )
+        is_real = label.lower() in REAL_LABELS
+        row = real_row(**fields) if is_real or not label else external_spoof_row(attack=label, **fields)
+        error = ""
+        if not label:
+            error = f"{labels_path}: line {n}: empty label for {name}"
+        elif not audio.is_file():
+            error = f"{audio}: audio file missing (listed in {labels_path.name} line {n})"
+        col.add(row, audio, error)
+    for audio in list_audio(root):
+        if audio not in listed:
+            rel = rel_path(audio, root)
+            stem = os.path.splitext(rel)[0].replace("/", "-")
+            row = real_row(utt_id=f"{corpus}-{stem}", corpus=corpus, path=rel, language=language)
+            col.add(row, audio, f"{audio}: not listed in {labels_path.name}; label unknown")
+    return finish(col, num_jobs, corpus)
