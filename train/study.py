@@ -321,6 +321,7 @@ def _cached_predict(predict_fn: PredictFn, ref: ModelRef, rows: pd.DataFrame, ca
                 cached = SimpleNamespace(utt_ids=[str(u) for u in z["utt_ids"]], logits=z["logits"],
                                          embeddings=z["embeddings"], classes=z["classes"].tolist())
             return _align(rows, cached)
+    log.info("predicting %d rows with %s", len(rows), ref.name)
     preds = predict_fn(ref, rows)
     out = _align(rows, preds)
     if path is not None:
@@ -460,6 +461,7 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
     for ref in config.models:
         ckpt = predictor.checkpoint(ref) if hasattr(predictor, "checkpoint") else ref.path
         ckpt_key = _file_key(ckpt if Path(ckpt).exists() else ref.path)
+        log.info("study of model %s (%s)", ref.name, ref.path)
         try:
             res = study_model(ref, protocol, config, predictor, ckpt_key)
             info = predictor.model_info(ref) if hasattr(predictor, "model_info") else {}

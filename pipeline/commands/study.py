@@ -17,7 +17,11 @@ def study(
     no_plots: bool = typer.Option(False, "--no-plots", help="skip the plots"),
 ) -> None:
     """Run the study of a recipe: Tables 3-6 (CSV + Markdown), plots, report.html, results.json."""
+    import logging
+
     from train.study import run_study_from_recipe
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     overrides = dict(
         models=list(model) if model else None,
