@@ -247,6 +247,20 @@ def test_real_weights_no_banner_and_failed_model_goes_on(tmp_path):
     assert list(t3["model"]) == ["good", "broken"]
 
 
+def test_cli_reports_a_broken_checkpoint_and_still_writes_the_report(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    recipe = _setup(tmp_path)  # runs/known/best.pt holds junk bytes
+    res = CliRunner().invoke(app, ["study", str(recipe), "--no-plots"])
+    assert res.exit_code == 1, res.output
+    assert "failed models: known" in res.output
+    results = json.loads((tmp_path / "out" / "study" / "results.json").read_text())
+    assert results["models"]["known"]["status"] == "failed"
+    assert "RANDOM WEIGHTS" in (tmp_path / "out" / "study" / "report.html").read_text().splitlines()[0]
+
+
 TRAINER = importlib.util.find_spec("train.trainer") is not None and importlib.util.find_spec("train.predict") is not None
 
 
