@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy import signal
 
 from pipeline.audio_io import write_audio
@@ -230,3 +231,26 @@ def make_demo_corpus(
         duration_s=total,
         corrupt_files=tuple(broken),
     )
+
+
+def ingest_demo_corpus(
+    demo: DemoCorpus, manifest_dir: str | os.PathLike, num_jobs: int = 1
+) -> dict[str, tuple[Path, pd.DataFrame]]:
+    """Read the demo's two corpora and write ``vctk.parquet`` and ``aishell3.parquet`` source
+    manifests (root = each corpus folder) into ``manifest_dir``.
+
+    Returns ``{"vctk": (path, frame), "aishell3": (path, frame)}``; the frames keep their
+    ``attrs["warnings"]`` for :func:`pipeline.corpora.summarize`.
+    """
+    from manifests import write_manifest
+    from pipeline.corpora import prepare_aishell3, prepare_vctk
+
+    out: dict[str, tuple[Path, pd.DataFrame]] = {}
+    for name, reader, corpus_dir in (
+        ("vctk", prepare_vctk, demo.vctk_dir),
+        ("aishell3", prepare_aishell3, demo.aishell3_dir),
+    ):
+        df = reader(corpus_dir, num_jobs=num_jobs)
+        path = write_manifest(df, Path(manifest_dir) / f"{name}.parquet", root=corpus_dir)
+        out[name] = (path, df)
+    return out

@@ -79,3 +79,13 @@ def test_ingest_with_no_usable_audio_exits_1(tmp_path):
     r = runner.invoke(app, ["ingest", "vctk", str(root), "-o", str(tmp_path / "e.parquet")])
     assert r.exit_code == 1 and "0 ok rows" in r.output and "empty file" in r.output
     assert (tmp_path / "e.parquet").exists()  # the failed rows are still written
+
+
+def test_demo_corpus_with_ingest(tmp_path):
+    r = runner.invoke(app, ["demo-corpus", str(tmp_path / "d"), *SMALL, "--ingest", "-j", "2"])
+    assert r.exit_code == 0, r.output
+    assert "vctk: 4 ok, 0 failed" in r.output and "aishell3: 4 ok, 0 failed" in r.output
+    v = read_manifest(tmp_path / "d" / "manifests" / "vctk.parquet", validate=True)
+    a = read_manifest(tmp_path / "d" / "manifests" / "aishell3.parquet", validate=True)
+    assert len(v) == 4 and len(a) == 4
+    assert v.attrs["root"] == str((tmp_path / "d" / "vctk").resolve())

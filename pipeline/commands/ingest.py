@@ -87,9 +87,12 @@ def demo_corpus(
     aishell3_speakers: int = typer.Option(3, min=0),
     utterances: int = typer.Option(6, "--utterances", min=1, help="utterances per speaker"),
     corrupt: bool = typer.Option(False, help="also write one deliberately broken file (tests only)"),
+    ingest: bool = typer.Option(False, "--ingest", help="also write <dir>/manifests/{vctk,aishell3}.parquet"),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="threads probing and hashing files (with --ingest)"),
 ) -> None:
-    """Write the seeded synthetic demo corpus (VCTK and AISHELL-3 layouts)."""
-    from pipeline.demo_corpus import make_demo_corpus
+    """Write the seeded synthetic demo corpus (VCTK and AISHELL-3 layouts), optionally ingest it."""
+    from pipeline.corpora import summarize
+    from pipeline.demo_corpus import ingest_demo_corpus, make_demo_corpus
 
     demo = make_demo_corpus(out_dir, seed=seed, vctk_speakers=vctk_speakers, aishell3_speakers=aishell3_speakers,
                             utterances_per_speaker=utterances, corrupt=corrupt)
@@ -98,6 +101,9 @@ def demo_corpus(
     typer.echo(f"audio:    {demo.duration_s:.1f} s")
     for p in demo.corrupt_files:
         typer.echo(f"corrupt:  {p}")
+    if ingest:
+        for path, df in ingest_demo_corpus(demo, out_dir / "manifests", num_jobs=jobs).values():
+            print_summary(summarize(df), path)
 
 
 COMMANDS = [("ingest", ingest), ("demo-corpus", demo_corpus)]

@@ -83,7 +83,7 @@ def prepare_labelled_folder(
     for n, rec in enumerate(table.to_dict("records"), start=2):
         name = rec["file"].strip()
         label = rec["label"].strip()
-        audio = (root / name).resolve()
+        audio = Path(os.path.normpath(root / name))  # same spelling as list_audio's paths
         listed.add(audio)
         stem = os.path.splitext(name)[0].replace("\\", "/").strip("/").replace("/", "-")
         extra = {k: v for k, v in rec.items() if k not in KNOWN and v != ""}
