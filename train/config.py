@@ -1,0 +1,140 @@
+"""The one training configuration: every hyperparameter of a run, with the paper's defaults.
+
+Defaults follow ST-Codecfake (paper and repo): 16 kHz audio cut (first samples) or repeat-padded
+to 64600 samples, Adam lr 5e-4 / weight decay 5e-4 / betas (0.9, 0.999) / eps 1e-8, learning
+rate halved every 10 epochs, 50 epochs, batch 24, cross-entropy, seed 688, and the checkpoint
+with the lowest dev loss kept as ``best.pt``.
+
+A config is overridden, in this order, by a recipe's ``train:`` section
+(:func:`TrainConfig.from_recipe`) and then by explicit keyword overrides (the CLI flags), see
+:meth:`TrainConfig.replace`. It is stored in every checkpoint as a plain dict
+(:meth:`TrainConfig.to_dict`) so that checkpoints load with ``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+MODEL_NAMES = ("mel_lcnn", "aasist", "w2v2_aasist")
+DEFAULT_W2V2 = "facebook/wav2vec2-xls-r-300m"
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run. ``out_dir`` is the run directory."""
+
+    # what to train, on what
+    model: str = "aasist"
+    protocol_dir: str = ""
+    out_dir: str = ""
+    train_subset: str = "train"
+    dev_subset: str = "dev"
+    classes: tuple[int, ...] | None = None  # ST labels, in logit order; None: labels present in train
+    # audio
+    sample_rate: int = 16000
+    num_samples: int = 64600
+    random_crop: bool = False  # training only; evaluation always takes the first num_samples
+    # optimisation
+    epochs: int = 50
+    batch_size: int = 24
+    lr: float = 5e-4
+    weight_decay: float = 5e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    lr_step_epochs: int = 10  # StepLR step size, in epochs
+    lr_gamma: float = 0.5
+    seed: int = 688
+    # machinery
+    device: str = "cpu"
+    num_workers: int = 0
+    eval_batch_size: int | None = None  # None: batch_size
+    max_steps_per_epoch: int | None = None  # quick demo runs
+    limit: int | None = None  # use at most this many rows per subset (quick demo runs)
+    resume: bool = False
+    log_every: int = 50  # steps between "step" records in metrics.jsonl
+    progress: bool = True
+    tensorboard: bool = False  # used only when the tensorboard package is installed
+    # W2V2-AASIST front end
+    w2v2_model: str = DEFAULT_W2V2  # HF repo id (read from the local HF cache) or a local directory
+    w2v2_layer: int = 5  # hidden_states index the back end reads
+    w2v2_normalize: bool | None = None  # per-utterance zero mean / unit variance; None: the model's preprocessor_config
+    feature_cache_dir: str | None = None  # None: <out_dir>/feature_cache
+    feature_dtype: str = "float16"
+    cache_shard_size: int = 1024  # utterances per cache shard file
+    # model-specific extras (e.g. {"dropout": 0.7} for mel_lcnn); plain JSON values only
+    model_kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.model not in MODEL_NAMES:
+            raise ValueError(f"unknown model {self.model!r}; expected one of {MODEL_NAMES}")
+        for name in ("num_samples", "epochs", "batch_size", "sample_rate", "lr_step_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.epochs < 1:
+            raise ValueError("epochs must be >= 1")
+        if self.w2v2_layer < 1:
+            raise ValueError(f"w2v2_layer must be >= 1 (hidden_states[0] is the CNN output), got {self.w2v2_layer}")
+        if self.feature_dtype not in ("float16", "float32"):
+            raise ValueError(f"feature_dtype must be float16 or float32, got {self.feature_dtype!r}")
+        self.betas = tuple(float(b) for b in self.betas)
+        if self.classes is not None:
+            self.classes = tuple(int(c) for c in self.classes)
+        self.model_kwargs = dict(self.model_kwargs or {})
+
+    # ---- derived values
+    @property
+    def run_dir(self) -> Path:
+        if not self.out_dir:
+            raise ValueError("out_dir (the run directory) is not set")
+        return Path(self.out_dir)
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.feature_cache_dir) if self.feature_cache_dir else self.run_dir / "feature_cache"
+
+    # ---- (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of JSON/pickle-free values (tuples become lists)."""
+        out = dataclasses.asdict(self)
+        out["betas"] = list(self.betas)
+        out["classes"] = None if self.classes is None else list(self.classes)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+        """Build from a dict; unknown keys raise ``ValueError`` naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown training setting(s) {unknown}; known: {sorted(names)}")
+        return cls(**dict(data))
+
+    def replace(self, **overrides: Any) -> "TrainConfig":
+        """A copy with ``overrides`` applied; ``None`` values are ignored (unset CLI flags)."""
+        data = self.to_dict()
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return TrainConfig.from_dict(data)
+
+    @classmethod
+    def from_recipe(cls, path: str | Path, **overrides: Any) -> "TrainConfig":
+        """Read the ``train:`` section of a YAML recipe, then apply ``overrides``."""
+        import yaml
+
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"recipe not found: {path}")
+        doc = yaml.safe_load(path.read_text()) or {}
+        section = doc.get("train", {}) if isinstance(doc, dict) else None
+        if not isinstance(section, dict):
+            raise ValueError(f"{path}: the 'train:' section must be a mapping")
+        try:
+            base = cls.from_dict(section)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: train section: {exc}") from exc
+        return base.replace(**overrides)
+
+    def save_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,249 @@
+"""Training and evaluation data: protocol rows -> fixed-length 16 kHz waveforms.
+
+A protocol file is a manifest of kind ``protocol`` at ``<protocol_dir>/<subset>.parquet`` (absolute
+``path`` column, ST ``label`` 0..11, -1 for non-ST spoofs). Only ``status == "ok"`` rows are used.
+
+Each item is decoded with soundfile (channels averaged), resampled to 16 kHz with soxr and cut to
+its FIRST ``num_samples`` samples (ST-Codecfake does this in training too), or repeat-padded
+(tiled) when shorter. ``random_crop=True`` takes a random window instead (training only), drawn
+from a generator seeded by ``(seed, epoch, index)`` so that runs, workers and resumes agree.
+
+Bad files: the dataset checks every file's header at construction (``soundfile.info``, cheap);
+rows whose file is missing or unreadable are dropped with ONE warning listing them (kept in
+``dataset.dropped`` as ``(utt_id, path, error)``). A file that passes the header check but fails
+to decode later is returned as a zero waveform with ``ok = False`` and a warning naming the file;
+the trainer leaves such items out of the loss and :func:`train.predict.predict` leaves them out
+of its output, so one bad file never stops an epoch.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import soxr
+import torch
+from torch.utils.data import Dataset
+
+from manifests import read_manifest
+
+log = logging.getLogger(__name__)
+
+NUM_SAMPLES = 64600
+SAMPLE_RATE = 16000
+
+
+# ---------------------------------------------------------------- protocol rows
+def protocol_path(protocol_dir: str | os.PathLike, subset: str) -> Path:
+    return Path(protocol_dir) / f"{subset}.parquet"
+
+
+def read_protocol(protocol_dir: str | os.PathLike, subset: str, *, limit: int | None = None) -> pd.DataFrame:
+    """The ``status == "ok"`` rows of ``<protocol_dir>/<subset>.parquet`` (first ``limit`` rows if set)."""
+    path = protocol_path(protocol_dir, subset)
+    if not path.exists():
+        raise FileNotFoundError(f"protocol file not found: {path} (run `ncst protocol` first)")
+    df = read_manifest(path)
+    for col in ("utt_id", "path", "label", "status"):
+        if col not in df.columns:
+            raise ValueError(f"{path}: missing column {col!r}")
+    df = df[df["status"] == "ok"].reset_index(drop=True)
+    if limit is not None:
+        df = df.iloc[:limit].reset_index(drop=True)
+    df.attrs["source_path"] = str(path)
+    return df
+
+
+def default_classes(train_df: pd.DataFrame) -> list[int]:
+    """ST labels present in the training rows, sorted (ID training: [0, 1, ..., 6])."""
+    labels = sorted(int(x) for x in pd.unique(train_df["label"]) if int(x) >= 0)
+    if not labels:
+        raise ValueError("the training protocol has no rows with an ST label (>= 0)")
+    return labels
+
+
+# ---------------------------------------------------------------- audio
+def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode ``path`` to mono float32 at ``sample_rate``: shape ``(samples,)``."""
+    wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    wav = wav.mean(axis=1)
+    if sr != sample_rate:
+        wav = soxr.resample(wav, sr, sample_rate, quality="HQ").astype(np.float32, copy=False)
+    return np.ascontiguousarray(wav, dtype=np.float32)
+
+
+def fit_length(
+    wav: np.ndarray, num_samples: int = NUM_SAMPLES, *, random_crop: bool = False, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Cut ``wav (samples,)`` to ``num_samples`` or repeat-pad it (tile, then cut).
+
+    Longer input: the first ``num_samples`` (or, with ``random_crop``, a window starting at a
+    uniform offset in ``[0, len - num_samples]``). Shorter input: the signal repeated end to end.
+    Empty input gives zeros. Output ``(num_samples,)`` float32.
+    """
+    n = wav.shape[0]
+    if n == 0:
+        return np.zeros(num_samples, dtype=np.float32)
+    if n >= num_samples:
+        start = 0
+        if random_crop and n > num_samples:
+            rng = rng or np.random.default_rng()
+            start = int(rng.integers(0, n - num_samples + 1))
+        return np.ascontiguousarray(wav[start : start + num_samples], dtype=np.float32)
+    reps = -(-num_samples // n)
+    return np.tile(wav, reps)[:num_samples].astype(np.float32, copy=False)
+
+
+def file_key(path: str, sha256: str | None = None) -> str:
+    """Identity of an audio file's content: its sha256 when known, else size + mtime."""
+    if sha256:
+        return f"sha256:{sha256}"
+    st = os.stat(path)
+    return f"stat:{st.st_size}:{st.st_mtime_ns}"
+
+
+def check_files(paths: Sequence[str]) -> list[tuple[int, str]]:
+    """``(position, error)`` for every path whose header soundfile cannot read."""
+    bad = []
+    for i, p in enumerate(paths):
+        try:
+            if not os.path.exists(p):
+                raise FileNotFoundError("file not found")
+            info = sf.info(p)
+            if info.frames == 0:
+                raise ValueError("no audio frames")
+        except Exception as exc:  # noqa: BLE001 - any failure means the file is unusable
+            bad.append((i, f"{type(exc).__name__}: {exc}"))
+    return bad
+
+
+# ---------------------------------------------------------------- dataset
+@dataclass
+class Item:
+    """What the dataset returns; collated into a dict of tensors by :func:`collate`."""
+
+    wav: np.ndarray  # (num_samples,) float32
+    label: int  # ST label
+    target: int  # index in classes, -1 if the label is not a class
+    index: int  # position in the dataset
+    ok: bool
+
+
+class AudioDataset(Dataset):
+    """Fixed-length waveforms of protocol rows. ``__getitem__`` -> dict with ``wav (num_samples,)``
+    float32, ``label`` (ST label), ``target`` (class index or -1), ``index``, ``ok``.
+
+    ``dataset.utt_ids`` / ``labels`` / ``keys`` follow the kept rows; ``dropped`` lists rows whose
+    files failed the header check.
+    """
+
+    def __init__(
+        self,
+        df: pd.DataFrame,
+        classes: Sequence[int],
+        *,
+        num_samples: int = NUM_SAMPLES,
+        sample_rate: int = SAMPLE_RATE,
+        random_crop: bool = False,
+        seed: int = 0,
+        check: bool = True,
+        name: str = "",
+    ):
+        self.name = name or str(df.attrs.get("source_path", "<frame>"))
+        paths = [str(p) for p in df["path"]]
+        utt_ids = [str(u) for u in df["utt_id"]]
+        labels = [int(x) for x in df["label"]]
+        shas = list(df["sha256"]) if "sha256" in df.columns else [None] * len(df)
+        self.dropped: list[tuple[str, str, str]] = []
+        keep = np.ones(len(paths), dtype=bool)
+        if check:
+            for i, err in check_files(paths):
+                keep[i] = False
+                self.dropped.append((utt_ids[i], paths[i], err))
+            if self.dropped:
+                listing = "\n".join(f"  {u}: {p}: {e}" for u, p, e in self.dropped[:50])
+                more = f"\n  ... and {len(self.dropped) - 50} more" if len(self.dropped) > 50 else ""
+                log.warning("%s: dropped %d unreadable file(s):\n%s%s", self.name, len(self.dropped), listing, more)
+        self.paths = [p for p, k in zip(paths, keep) if k]
+        self.utt_ids = [u for u, k in zip(utt_ids, keep) if k]
+        self.labels = [x for x, k in zip(labels, keep) if k]
+        self._shas = [s if isinstance(s, str) and s else None for s, k in zip(shas, keep) if k]
+        self.classes = [int(c) for c in classes]
+        index_of = {c: i for i, c in enumerate(self.classes)}
+        self.targets = [index_of.get(x, -1) for x in self.labels]
+        self.num_samples = int(num_samples)
+        self.sample_rate = int(sample_rate)
+        self.random_crop = bool(random_crop)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Seeds random crops; call before building the epoch's iterator (workers copy it)."""
+        self.epoch = int(epoch)
+
+    def content_key(self, i: int) -> str:
+        """``path|sha256 or size+mtime`` of item ``i`` (the feature cache's per-file identity)."""
+        return f"{self.paths[i]}|{file_key(self.paths[i], self._shas[i])}"
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, i: int) -> tuple[np.ndarray, bool]:
+        try:
+            wav = load_audio(self.paths[i], self.sample_rate)
+        except Exception as exc:  # noqa: BLE001 - reported, the epoch goes on
+            log.warning("%s: cannot decode %s (%s: %s); item %d returned as zeros, ok=False",
+                        self.name, self.paths[i], type(exc).__name__, exc, i)
+            return np.zeros(self.num_samples, dtype=np.float32), False
+        rng = np.random.default_rng([self.seed, self.epoch, i]) if self.random_crop else None
+        return fit_length(wav, self.num_samples, random_crop=self.random_crop, rng=rng), True
+
+    def __getitem__(self, i: int) -> dict:
+        wav, ok = self.load(i)
+        return {
+            "wav": torch.from_numpy(wav),
+            "label": self.labels[i],
+            "target": self.targets[i],
+            "index": i,
+            "ok": ok,
+        }
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack items: ``wav (B, num_samples)``, ``label``/``target``/``index`` (B,) int64, ``ok`` (B,) bool.
+
+    Items may carry ``feat (frames, dim)`` instead of ``wav`` (cached W2V2 features).
+    """
+    out = {
+        "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
+        "target": torch.tensor([it["target"] for it in items], dtype=torch.long),
+        "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
+        "ok": torch.tensor([bool(it["ok"]) for it in items], dtype=torch.bool),
+    }
+    for key in ("wav", "feat"):
+        if key in items[0]:
+            out[key] = torch.stack([it[key] for it in items])
+    return out
+
+
+def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int = 0, epoch: int = 0,
+                num_workers: int = 0, pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """A DataLoader whose shuffle order depends only on ``(seed, epoch)`` (exact resumes)."""
+    gen = torch.Generator()
+    gen.manual_seed(int(seed) * 100003 + int(epoch))
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=gen,
+        num_workers=num_workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        drop_last=False,
+        persistent_workers=False,
+    )

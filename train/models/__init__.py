@@ -1,0 +1,36 @@
+"""The three baseline classifiers. Every model's ``forward`` returns ``(logits (B, C), embedding (B, D))``.
+
+- ``mel_lcnn``: waveform ``(B, S)`` -> log-mel LCNN (:mod:`.mel_lcnn`), D = 256;
+- ``aasist``: waveform ``(B, S)`` -> AASIST (:mod:`.aasist`), D = 160;
+- ``w2v2_aasist``: frozen wav2vec 2.0 features ``(B, T, 1024)`` -> AASIST graph (:mod:`.w2v2_aasist`),
+  D = 160; the front end is :class:`train.features.W2V2FrontEnd`.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from .aasist import AASIST
+from .mel_lcnn import MelLCNN
+from .w2v2_aasist import W2V2AASIST
+
+MODEL_NAMES = ("mel_lcnn", "aasist", "w2v2_aasist")
+WAVEFORM_MODELS = ("mel_lcnn", "aasist")
+
+
+def build_model(name: str, n_classes: int, *, num_samples: int = 64600, sample_rate: int = 16000,
+                ssl_dim: int = 1024, **kwargs) -> nn.Module:
+    """A freshly initialised model ``name`` with ``n_classes`` outputs; ``kwargs`` go to its constructor."""
+    if name == "mel_lcnn":
+        return MelLCNN(n_classes, num_samples=num_samples, sample_rate=sample_rate, **kwargs)
+    if name == "aasist":
+        return AASIST(n_classes, sample_rate=sample_rate, **kwargs)
+    if name == "w2v2_aasist":
+        return W2V2AASIST(n_classes, ssl_dim=ssl_dim, **kwargs)
+    raise ValueError(f"unknown model {name!r}; expected one of {MODEL_NAMES}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = ["AASIST", "MelLCNN", "W2V2AASIST", "MODEL_NAMES", "WAVEFORM_MODELS", "build_model", "count_parameters"]

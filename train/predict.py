@@ -1,0 +1,115 @@
+"""Inference API for the study runner: load a trained run, score protocol rows.
+
+    model, config, classes = load_trained("runs/aasist")          # best.pt of a run directory
+    preds = predict(model, config, df, batch_size=32, device="cpu")
+    preds.logits      # (N, C) float32, columns in ``classes`` order (ST labels)
+    preds.embeddings  # (N, D) float32 penultimate features (KNN / Mahalanobis / NSD)
+
+Evaluation always takes the FIRST ``config.num_samples`` samples (repeat-padded when shorter).
+Rows whose audio cannot be read are left out of the result with a warning naming each file, so
+``preds.utt_ids`` says which rows were scored. For ``w2v2_aasist`` the frozen front end is loaded
+from ``config.w2v2_model`` (offline) and features go through the run's feature cache
+(``config.feature_cache_dir``), so scoring the same rows twice runs the front end once.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .config import TrainConfig
+from .data import AudioDataset, make_loader
+from .models import WAVEFORM_MODELS
+from .trainer import load_checkpoint, model_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Predictions:
+    """Scores of N rows. ``labels`` are ST labels (0..11, -1 for non-ST spoofs) from the manifest;
+    ``logits (N, C)`` and ``embeddings (N, D)`` float32; ``classes`` maps logit columns to ST labels."""
+
+    utt_ids: list[str]
+    labels: np.ndarray
+    logits: np.ndarray
+    embeddings: np.ndarray
+    classes: list[int]
+
+    def __len__(self) -> int:
+        return len(self.utt_ids)
+
+
+def load_trained(run_dir_or_checkpoint: str | os.PathLike, device: str = "cpu") -> tuple[torch.nn.Module, TrainConfig, list[int]]:
+    """Model (eval mode, on ``device``), its config and its classes from a run directory (its
+    ``best.pt``, else ``last.pt``) or a checkpoint file."""
+    p = Path(run_dir_or_checkpoint)
+    if p.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (p / name).exists():
+                p = p / name
+                break
+        else:
+            raise FileNotFoundError(f"{run_dir_or_checkpoint}: no best.pt or last.pt in this run directory")
+    ck = load_checkpoint(p, device)
+    config = TrainConfig.from_dict(ck["config"])
+    classes = [int(x) for x in ck["classes"]]
+    model = model_for(config, len(classes), ck.get("ssl_dim"))
+    model.load_state_dict(ck["model"])
+    model.to(device).eval()
+    return model, config, classes
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, config: TrainConfig, df: pd.DataFrame, batch_size: int = 32, device: str = "cpu",
+            num_workers: int = 0) -> Predictions:
+    """Logits and embeddings of the ``status == "ok"`` rows of ``df`` (a protocol frame)."""
+    classes = [int(x) for x in (config.classes or [])]
+    if not classes:
+        raise ValueError("config.classes is empty: use the config returned by load_trained")
+    if "status" in df.columns:
+        df = df[df["status"] == "ok"]
+    df = df.reset_index(drop=True)
+    ds = AudioDataset(df, classes, num_samples=config.num_samples, sample_rate=config.sample_rate, random_crop=False,
+                      name=str(df.attrs.get("source_path", "predict")))
+    inputs = lambda b: b["wav"]  # noqa: E731
+    data = ds
+    if config.model not in WAVEFORM_MODELS:
+        from .features import CachedFeatureDataset, FeatureCache, cache_identity, ensure_features, load_frontend
+
+        fe = load_frontend(config.w2v2_model, config.w2v2_layer, config.w2v2_normalize, device)
+        cache = FeatureCache(config.cache_dir, cache_identity(fe, sample_rate=config.sample_rate, num_samples=config.num_samples),
+                             dtype=config.feature_dtype, shard_size=config.cache_shard_size)
+        ensure_features(fe, cache, ds, batch_size=batch_size, device=device, num_workers=num_workers)
+        data = CachedFeatureDataset(ds, cache, fe.num_frames(config.num_samples), fe.hidden_size)
+        inputs = lambda b: b["feat"]  # noqa: E731
+    model.to(device).eval()
+    loader = make_loader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    idx, logits, embs = [], [], []
+    for batch in loader:
+        ok = batch["ok"]
+        if not ok.any():
+            continue
+        x = inputs(batch)[ok].to(device)
+        lg, emb = model(x)
+        idx.append(batch["index"][ok])
+        logits.append(lg.float().cpu())
+        embs.append(emb.float().cpu())
+    keep = torch.cat(idx).numpy() if idx else np.zeros(0, dtype=np.int64)
+    failed = sorted(set(range(len(ds))) - set(keep.tolist()))
+    if failed:
+        log.warning("predict: %d row(s) left out, their audio failed to decode: %s", len(failed),
+                    ", ".join(ds.paths[i] for i in failed[:20]))
+    emb_dim = int(getattr(model, "embedding_dim", 0))
+    return Predictions(
+        utt_ids=[ds.utt_ids[i] for i in keep],
+        labels=np.asarray([ds.labels[i] for i in keep], dtype=np.int64),
+        logits=torch.cat(logits).numpy() if logits else np.zeros((0, len(classes)), np.float32),
+        embeddings=torch.cat(embs).numpy() if embs else np.zeros((0, emb_dim), np.float32),
+        classes=classes,
+    )
