@@ -147,6 +147,9 @@ def test_vctk_missing_root_and_metadata(tmp_path):
     df = prepare_vctk(root)
     assert len(df) == 5 and (df["status"] == "ok").all()
     assert any("speaker-info.txt: missing" in w for w in df.attrs["warnings"])
+    (root / "wav48_silence_trimmed").rename(root / "wav48")
+    with pytest.raises(CorpusError, match="pre-0.92"):
+        prepare_vctk(root)
 
 
 def test_vctk_ids_match_lhotse(tmp_path, caplog):
@@ -226,6 +229,8 @@ def test_aishell3_missing_and_unlisted(tmp_path):
     warns = " | ".join(df.attrs["warnings"])
     assert "SSB00060001.wav: not listed" in warns and "speaker SSB0006: not in spk-info.txt" in warns
     roundtrip(df, root, tmp_path)
+    with pytest.raises(CorpusError, match="split folders"):
+        prepare_aishell3(root / "train")
 
 
 def test_aishell3_ids_match_lhotse(tmp_path, caplog):

@@ -24,7 +24,7 @@ import pandas as pd
 
 from manifests import real_row
 
-from .common import Collected, check_root, finish, list_audio, read_text_file, rel_path
+from .common import Collected, CorpusError, check_root, finish, list_audio, read_text_file, rel_path
 
 CORPUS = "aishell3"
 SPLITS = ("train", "test")
@@ -80,6 +80,8 @@ def prepare_aishell3(
         Paths are relative to ``corpus_dir``: write with ``root=corpus_dir``.
     """
     root = check_root(corpus_dir, CORPUS)
+    if not any((root / s).is_dir() for s in splits):
+        raise CorpusError(f"{CORPUS}: none of the split folders {list(splits)} found under {root}")
     col = Collected()
     info_path = root / "spk-info.txt"
     if info_path.is_file():

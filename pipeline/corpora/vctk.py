@@ -14,7 +14,8 @@ several words and the COMMENTS column, when present, is in parentheses.
 
 Utterance ids are lhotse's (``prepare_vctk(..., use_edinburgh_vctk_url=True)``): the FLAC stem,
 ``p225_001_mic1``. Unlike lhotse, every FLAC of the chosen microphone(s) becomes a row whether or
-not it has a transcript, and every transcript without audio becomes a failed row.
+not it has a transcript, and every transcript without audio becomes a failed row. The older
+CREST release (``wav48/*.wav``, no microphone suffix) is not read: it raises ``CorpusError``.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import pandas as pd
 
 from manifests import real_row
 
-from .common import Collected, check_root, finish, list_audio, read_text_file, rel_path
+from .common import Collected, CorpusError, check_root, finish, list_audio, read_text_file, rel_path
 
 CORPUS = "vctk"
 AUDIO_DIR = "wav48_silence_trimmed"
@@ -105,7 +106,8 @@ def prepare_vctk(
 
     audio_root = root / AUDIO_DIR
     if not audio_root.is_dir():
-        col.warn(f"{audio_root}: missing; no audio at all")
+        older = " (this looks like the pre-0.92 wav48/ layout, which is not supported)" if (root / "wav48").is_dir() else ""
+        raise CorpusError(f"{CORPUS}: {audio_root} not found{older}")
     # Transcripts: {utterance (p225_001): path}
     txt_root = root / "txt"
     transcripts = {p.stem: p for p in sorted(txt_root.rglob("*.txt"))} if txt_root.is_dir() else {}
