@@ -75,6 +75,14 @@ def _weights_fingerprint(model_dir: Path) -> str:
     return ";".join(parts) or "no-weights-file"
 
 
+def conv_frames(w2v2_config, num_samples: int) -> int:
+    """Output frames of a wav2vec 2.0 CNN feature encoder (no padding) for ``num_samples`` input samples."""
+    n = int(num_samples)
+    for k, s in zip(w2v2_config.conv_kernel, w2v2_config.conv_stride):
+        n = (n - k) // s + 1
+    return n
+
+
 class W2V2FrontEnd(nn.Module):
     """Frozen wav2vec 2.0 up to transformer layer ``layer``.
 
@@ -124,10 +132,7 @@ class W2V2FrontEnd(nn.Module):
 
     def num_frames(self, num_samples: int) -> int:
         """Frames the CNN feature encoder makes from ``num_samples`` samples (201 for 64600)."""
-        n = num_samples
-        for k, s in zip(self.model.config.conv_kernel, self.model.config.conv_stride):
-            n = (n - k) // s + 1
-        return n
+        return conv_frames(self.model.config, num_samples)
 
     @torch.inference_mode()
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
