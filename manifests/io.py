@@ -81,12 +81,20 @@ def read_manifest(path: str | os.PathLike, *, validate: bool = False) -> pd.Data
     if not path.exists():
         raise FileNotFoundError(f"manifest not found: {path}")
     df = pq.read_table(path).to_pandas()
+    _restore_nullable_ints(df)
     meta = manifest_meta(path)
     root = meta.get("root") or str(path.parent.resolve())
     df.attrs.update(kind=meta.get("kind", "source"), root=root, schema_version=meta.get("schema_version", "?"))
     if validate:
         validate_manifest(df, kind=df.attrs["kind"], where=str(path))
     return df
+
+
+def _restore_nullable_ints(df: pd.DataFrame) -> None:
+    """Nullable integer columns come back from parquet as float64 when they hold nulls: undo that."""
+    for name, col in COLUMNS_BY_NAME.items():
+        if name in df.columns and col.nullable and pa.types.is_integer(col.type):
+            df[name] = df[name].astype(f"Int{col.type.bit_width}")
 
 
 def absolute_paths(df: pd.DataFrame, root: str | os.PathLike | None = None) -> pd.Series:
