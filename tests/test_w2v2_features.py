@@ -124,3 +124,20 @@ def test_feature_cache_roundtrip_persistence_and_reuse(tmp_path):
     sf.write(p, np.concatenate([w, w]), sr)
     ds_changed = AudioDataset(read_protocol(pdir, "train"), [0, 1], num_samples=4000)
     assert ensure_features(fe, cache2, ds_changed, batch_size=2)["computed"] == 1
+
+
+def test_cached_features_load_in_worker_processes(tmp_path):
+    from train.data import make_loader
+
+    d = tiny_w2v2_dir(tmp_path / "w2v2")
+    fe = W2V2FrontEnd.from_pretrained(str(d), layer=5)
+    pdir = make_protocol(tmp_path / "data", {"train": {0: 3, 2: 3}}, seconds=0.3)
+    ds = AudioDataset(read_protocol(pdir, "train"), [0, 2], num_samples=4000)
+    cache = FeatureCache(tmp_path / "cache", cache_identity(fe, sample_rate=16000, num_samples=4000))
+    ensure_features(fe, cache, ds, batch_size=4)
+    fds = CachedFeatureDataset(ds, cache, fe.num_frames(4000), 32)
+    single = list(make_loader(fds, batch_size=4, shuffle=True, seed=1))
+    multi = list(make_loader(fds, batch_size=4, shuffle=True, seed=1, num_workers=2))
+    for a, b in zip(single, multi):
+        assert torch.equal(a["index"], b["index"]) and torch.equal(a["feat"], b["feat"])
+        assert a["ok"].all() and a["feat"].abs().sum() > 0

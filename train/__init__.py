@@ -1,1 +1,15 @@
-"""train."""
+"""train: datasets, baseline models, training loop and inference for the source-tracing study.
+
+Reads protocol manifests only (``manifests`` is the one ncst package it imports); labels and
+taxonomy come from manifest columns.
+
+Public API:
+- :class:`train.config.TrainConfig` - every hyperparameter (paper defaults), recipe ``train:`` section;
+- :func:`train.trainer.train` ``(config) -> run_dir`` - writes best.pt, last.pt, metrics.jsonl/csv, config.json;
+- :func:`train.predict.load_trained` ``(run_dir_or_checkpoint, device) -> (model, config, classes)``;
+- :func:`train.predict.predict` ``(model, config, df, batch_size, device, num_workers) -> Predictions``;
+- :func:`train.models.build_model` - ``mel_lcnn``, ``aasist``, ``w2v2_aasist``; every ``forward``
+  returns ``(logits (B, C), embedding (B, D))``.
+Metrics and OOD detectors live in :mod:`train.metrics` and :mod:`train.ood`.
+Nothing runs at import time; torch is imported by the submodules that need it.
+"""

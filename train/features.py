@@ -124,7 +124,7 @@ class W2V2FrontEnd(nn.Module):
             if pre.exists():
                 normalize = bool(json.loads(pre.read_text()).get("do_normalize", True))
         model = Wav2Vec2Model.from_pretrained(str(model_dir))
-        identity = f"{name_or_path}|{model_dir}|{_weights_fingerprint(model_dir)}"
+        identity = f"{model_dir}|{_weights_fingerprint(model_dir)}"  # the resolved snapshot, not the spelling
         return cls(model, layer, normalize=normalize, identity=identity)
 
     def train(self, mode: bool = True) -> "W2V2FrontEnd":  # frozen: always in eval mode
@@ -227,9 +227,11 @@ class FeatureCache:
         feats = np.asarray(feats)
         if feats.shape[0] != len(keys):
             raise ValueError(f"{len(keys)} keys for {feats.shape[0]} feature rows")
+        pending = set(self._pending_keys)
         for k, f in zip(keys, feats):
-            if k in self._index or k in self._pending_keys:
+            if k in self._index or k in pending:
                 continue
+            pending.add(k)
             self._pending_keys.append(k)
             self._pending.append(f.astype(self.dtype))
         if len(self._pending_keys) >= self.shard_size:

@@ -250,8 +250,12 @@ def train(config: TrainConfig) -> Path:
     elif c.resume:
         log.warning("resume requested but %s has no last.pt: starting a fresh run", run_dir)
 
-    if c.feature_cache_dir is None and c.model not in WAVEFORM_MODELS:
-        c = c.replace(feature_cache_dir=str((run_dir / "feature_cache").resolve()))
+    # absolute paths in the stored config, so that predict() works from any working directory
+    c = c.replace(protocol_dir=str(Path(c.protocol_dir).resolve()), out_dir=str(run_dir.resolve()))
+    if c.model not in WAVEFORM_MODELS:
+        c = c.replace(feature_cache_dir=str(Path(c.feature_cache_dir or run_dir / "feature_cache").resolve()))
+        if Path(c.w2v2_model).expanduser().is_dir():
+            c = c.replace(w2v2_model=str(Path(c.w2v2_model).expanduser().resolve()))
     start_epoch = int(ck["epoch"]) if ck else 0
     metrics = _Metrics(run_dir, start_epoch, c.tensorboard)
     classes = ck["classes"] if ck else (list(c.classes) if c.classes is not None else None)
