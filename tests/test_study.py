@@ -192,14 +192,16 @@ def test_study_tables_with_known_predictions(tmp_path):
 
 def test_missing_subsets_say_no_data(tmp_path):
     recipe = _setup(tmp_path, with_alm=False, drop=("unseen_real", "diff_config", "diff_source", "ood_config", "eval_ood", "train"))
+    (tmp_path / "out" / "protocol" / "eval_ood.parquet").write_bytes(b"not parquet")  # unreadable: reported, skipped
     res = S.run_study_from_recipe(recipe, predict_fn=KnownPredictor(), plots=False)
+    assert "eval_ood.parquet" in res.results["protocol_errors"]["eval_ood"]
     r = res.results["models"]["known"]
     assert r["table3"]["macro_f1"] > 0.9  # eval_id is still there
     assert {x["f1"] for x in r["table4"]} == {S.NA}
     assert {x["auc"] for x in r["table5"]} == {S.NA}
     assert r["table6"][0]["detect_f1"] == S.NA
     html = res.report.read_text()
-    assert html.count(S.NA) >= 4 and "Table 6" in html
+    assert html.count(S.NA) >= 4 and "Table 6" in html and "could not be read" in html
 
 
 def test_no_train_subset_and_rows_without_prediction(tmp_path):

@@ -158,6 +158,8 @@ def render_html(
         [{"subset": s, "rows": n, "failed rows dropped": results.get("protocol_failed_rows_dropped", {}).get(s, 0)}
          for s, n in results.get("protocol", {}).items()])
     body += ["<h2>Protocol</h2>", _html_table(subset_rows)]
+    for subset, err in (results.get("protocol_errors") or {}).items():
+        body.append(f'<p class="failed">Subset <b>{esc(subset)}</b> could not be read and is left out: {esc(str(err))}</p>')
     models = results.get("models", {})
     failed = {m: v.get("error") for m, v in models.items() if v.get("status") == "failed"}
     for m, err in failed.items():

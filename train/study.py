@@ -51,6 +51,7 @@ from .tables import (
 log = logging.getLogger(__name__)
 
 SUBSETS = ("train", "dev", "eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "alm")
+NEEDED_COLUMNS = ("utt_id", "path", "label", "label_name", "is_fake", "status", "codec", "variant", "weights_id")
 STUDY_KEYS = {
     "models", "protocol_dir", "detectors", "output", "title", "checkpoint", "batch_size", "device",
     "num_workers", "knn_k", "chunk_size", "max_fit_rows", "seed", "embedding_map", "alm_backends",
@@ -193,6 +194,7 @@ class Protocol:
     subsets: dict[str, pd.DataFrame]
     files: dict[str, Path]
     dropped: dict[str, int]  # failed rows left out, per subset
+    errors: dict[str, str] = field(default_factory=dict)  # subset files that could not be read
 
     def get(self, name: str) -> pd.DataFrame | None:
         return self.subsets.get(name)
@@ -208,16 +210,28 @@ class Protocol:
 
 
 def load_protocol(directory: str | os.PathLike) -> Protocol:
-    """Read ``<directory>/<subset>.parquet`` for every known subset that exists."""
+    """Read ``<directory>/<subset>.parquet`` for every known subset that exists.
+
+    A file that cannot be read, or lacks a needed column, is left out with its error in
+    ``Protocol.errors`` (shown in the report); the other subsets are still studied.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"protocol dir not found: {directory}")
-    subsets, files, dropped = {}, {}, {}
+    subsets, files, dropped, errors = {}, {}, {}, {}
     for name in SUBSETS:
         path = directory / f"{name}.parquet"
         if not path.exists():
             continue
-        df = read_manifest(path)
+        try:
+            df = read_manifest(path)
+            missing = [c for c in NEEDED_COLUMNS if c not in df.columns]
+            if missing:
+                raise ValueError(f"missing columns {missing}")
+        except Exception as exc:  # noqa: BLE001 - reported, the study goes on
+            errors[name] = f"{path}: {type(exc).__name__}: {exc}"
+            log.error("protocol subset %s left out: %s", name, errors[name])
+            continue
         ok = df[df["status"] == "ok"].reset_index(drop=True)
         ok.attrs = dict(df.attrs)
         dropped[name] = int(len(df) - len(ok))
@@ -228,7 +242,7 @@ def load_protocol(directory: str | os.PathLike) -> Protocol:
             ok["condition"] = ok["condition"].fillna("").astype(str)
             ok.loc[ok["condition"] == "", "condition"] = ok["label_name"]
             subsets[name] = ok
-    return Protocol(directory, subsets, files, dropped)
+    return Protocol(directory, subsets, files, dropped, errors)
 
 
 # ----------------------------------------------------------------------------- predictions
@@ -509,6 +523,7 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
         "protocol_dir": str(protocol.directory),
         "protocol": {s: int(len(df)) for s, df in protocol.subsets.items()},
         "protocol_failed_rows_dropped": protocol.dropped,
+        "protocol_errors": protocol.errors,
         "codec_weights": weights.to_dict(orient="records"),
         "detectors": list(config.detectors),
         "models": model_json,
