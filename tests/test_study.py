@@ -167,6 +167,10 @@ def test_study_tables_with_known_predictions(tmp_path):
         assert avg["auc"] == 1.0 and avg["fpr95"] == 0.0 and avg["eer"] == 0.0, det
     all_row = t5[(t5.detector == "msp") & (t5.condition == "eval_ood/all")].iloc[0]
     assert all_row["n_id"] == 28 and all_row["n_ood"] == 20
+    multi = t5[(t5.detector == "msp") & (t5.condition == "eval_ood/labels 8-11")].iloc[0]
+    assert multi["n_ood"] == 16
+    avg = t5[(t5.detector == "msp") & (t5.condition == "average")].iloc[0]
+    assert avg["n_ood"] == 28  # 5 codecs + ood_config + diff_source, 4 rows each; aggregates not counted
 
     # Table 6: moshi all traced to Mimi (its back end) and called fake; VALL-E called real
     t6 = {x["condition"]: x for x in r["table6"]}
@@ -308,7 +312,7 @@ def test_study_with_real_trainer_via_cli(tmp_path):
     assert r["status"] == "ok" and r["classes"] == list(range(7))
     assert r["table3"]["n"] == 14 and 0.0 <= r["table3"]["macro_f1"] <= 1.0
     aucs = [x["auc"] for x in r["table5"] if x["condition"] != S.NA]
-    assert len(aucs) == 5 * 9 and all(0.0 <= a <= 1.0 for a in aucs)  # 5 detectors x (8 conditions + average)
+    assert len(aucs) == 5 * 10 and all(0.0 <= a <= 1.0 for a in aucs)  # 5 detectors x (8 conditions + 8-11 + average)
     html = (study / "report.html").read_text()
     assert "RANDOM WEIGHTS" in html.splitlines()[0]
     for title in ("Table 3", "Table 4", "Table 5", "Table 6"):

@@ -38,6 +38,9 @@ NA = "n/a (no data)"
 DEFAULT_ALM_BACKENDS = {"moshi": 1, "speechgpt-gen": 2, "valle": 4, "mini-omni": 6}
 ROBUSTNESS_SETS = (("unseen_real", "unseen real"), ("diff_config", "different config"), ("diff_source", "different source"))
 OOD_SETS = ("eval_ood", "ood_config", "diff_source")
+ALL_CONDITION = "eval_ood/all"
+MULTI_CONDITION = "eval_ood/labels 8-11"
+AGGREGATE_CONDITIONS = (ALL_CONDITION, MULTI_CONDITION)
 
 
 @dataclass
@@ -117,7 +120,8 @@ def table4(model: str, subsets: Mapping[str, SubsetPredictions | None]) -> list[
 
 def ood_conditions(subsets: Mapping[str, SubsetPredictions | None]) -> list[tuple[str, SubsetPredictions]]:
     """OOD evaluation sets ``[(name, predictions)]``: OOD-labelled rows (7..11) of eval_ood (per
-    condition and all), ood_config and diff_source (per condition)."""
+    condition, then the aggregates ``eval_ood/labels 8-11`` (the anchor's "multi" set) and
+    ``eval_ood/all``), ood_config and diff_source (per condition)."""
     out = []
     for key in OOD_SETS:
         sp = subsets.get(key)
@@ -129,15 +133,18 @@ def ood_conditions(subsets: Mapping[str, SubsetPredictions | None]) -> list[tupl
         for cond, idx in sp.rows.groupby("condition", sort=True).indices.items():
             out.append((f"{key}/{cond}", sp.select(np.isin(np.arange(len(sp.rows)), idx))))
         if key == "eval_ood":
-            out.append(("eval_ood/all", sp))
+            multi = np.isin(sp.labels, [lab for lab in OOD_LABELS if lab != 7])
+            if multi.any() and not multi.all():
+                out.append((MULTI_CONDITION, sp.select(multi)))
+            out.append((ALL_CONDITION, sp))
     return out
 
 
 def table5(model: str, detector_scores: Mapping[str, Mapping[str, np.ndarray]], id_name: str = "eval_id") -> list[dict]:
     """Table 5 rows from ``{detector: {"eval_id": scores, "<set>/<cond>": scores, ...}}``.
 
-    The per-detector ``average`` is the mean over conditions, ``eval_ood/all`` left out (its rows
-    are already in the per-codec conditions).
+    The per-detector ``average`` is the mean over conditions, the aggregates ``eval_ood/all`` and
+    ``eval_ood/labels 8-11`` left out (their rows are already in the per-codec conditions).
     """
     rows = []
     for det, scores in detector_scores.items():
@@ -156,7 +163,7 @@ def table5(model: str, detector_scores: Mapping[str, Mapping[str, np.ndarray]], 
                              "n_ood": len(scores[cond]), "auc": na_reason(exc), "fpr95": na_reason(exc), "eer": na_reason(exc)})
                 continue
             rows.append({"model": model, "detector": det, "condition": cond, **m})
-            if cond != "eval_ood/all":
+            if cond not in AGGREGATE_CONDITIONS:
                 got.append(m)
         if got:
             rows.append({"model": model, "detector": det, "condition": "average", "n_id": len(id_scores),
