@@ -172,3 +172,30 @@ def test_cli_train(protocol, tmp_path):
                                    "--epochs", "2", "--recipe", str(recipe), "--max-steps-per-epoch", "1", "--resume"])
     assert res.exit_code == 0, res.output
     assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 2
+
+
+def test_run_goes_on_past_unreadable_files(tmp_path, caplog):
+    import logging
+
+    from manifests import write_manifest
+
+    pdir = make_protocol(tmp_path / "d", {"train": {0: 3, 1: 3}, "dev": {0: 1, 1: 1}}, seconds=0.3)
+    df = read_protocol(pdir, "train")
+    df.loc[2, "path"] = str(tmp_path / "vanished.wav")
+    write_manifest(df, pdir / "train.parquet", kind="protocol")
+    with caplog.at_level(logging.WARNING):
+        run = train(cfg(pdir, tmp_path / "run", epochs=1, num_samples=4000))
+    assert "vanished.wav" in caplog.text
+    ep = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"type": "epoch"' in x]
+    assert ep[0]["train_n"] == 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["mel_lcnn", "aasist"])
+def test_default_length_training_step(protocol, tmp_path, model):
+    """The paper's 64600-sample input through a full training step and predict (slow on CPU)."""
+    run = train(cfg(protocol, tmp_path / model, model=model, num_samples=64600, epochs=1, max_steps_per_epoch=1,
+                    limit=4))
+    m, config, classes = load_trained(run)
+    p = predict(m, config, read_protocol(protocol, "dev").iloc[:2], batch_size=2)
+    assert config.num_samples == 64600 and p.logits.shape == (2, len(classes))
