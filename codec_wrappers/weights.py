@@ -291,7 +291,7 @@ def seeded_state_dict(model: Any, seed: int) -> dict[str, Any]:
         elif t.dim() >= 2 and (name in params or leaf in ("weight_v", "original1")):
             if isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d)):
                 stride = math.prod(module.stride)
-                fan_in = t.shape[0] * math.prod(t.shape[2:]) / max(stride, 1)
+                fan_in = t.shape[0] / module.groups * math.prod(t.shape[2:]) / max(stride, 1)
             else:
                 fan_in = math.prod(t.shape[1:])
             new = normal(name, t.shape, 1.0 / math.sqrt(max(fan_in, 1.0)))

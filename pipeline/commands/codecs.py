@@ -1,0 +1,137 @@
+"""``ncst codecs``, ``ncst weights`` and ``ncst resynth``: the codec catalog from the command line."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def _weights_found(variant) -> str:
+    from codec_wrappers.weights import WeightsNotFound, candidates
+
+    if variant.checkpoint.get("needs_weights") is False:
+        return "not needed"
+    try:
+        for cand in candidates(variant):
+            if cand.complete:
+                return cand.source
+    except WeightsNotFound:
+        pass
+    return "no official" if variant.checkpoint.get("available") is False else "missing"
+
+
+def codecs(
+    role: Optional[str] = typer.Option(None, "--role", help="only this ST role: id, ood, diff_config, ood_config, extra"),
+    family: Optional[str] = typer.Option(None, "--family", help="only this codec family"),
+) -> None:
+    """List the codec variants: rate, bitrate, codebooks, taxonomy, ST label, implemented?, weights found?"""
+    from rich.console import Console
+    from rich.table import Table
+
+    from codec_wrappers.catalog import variants_by
+    from codec_wrappers.registry import family_status
+
+    table = Table(title="ncst codec variants")
+    for col in ("id", "codec", "sr", "kbps", "q", "VQ/AUX/DEC", "ST", "role", "condition", "implemented", "weights"):
+        table.add_column(col, no_wrap=col in ("id", "VQ/AUX/DEC"))
+    for v in variants_by(st_role=role, family=family):
+        status = family_status(v)
+        impl = "yes" if status in ("built-in", "plugin", "registered") else status.split(" (")[0].split(":")[0]
+        table.add_row(
+            v.id, v.codec, f"{v.sample_rate / 1000:g}k", f"{v.bitrate_kbps:g}", str(v.n_codebooks),
+            f"{v.taxonomy.vq}/{v.taxonomy.aux}/{v.taxonomy.decoder}",
+            "-" if v.st_label is None else str(v.st_label), v.st_role, v.condition or "",
+            impl, _weights_found(v),
+        )
+    Console(width=200).print(table)
+
+
+def weights(
+    variant: Optional[str] = typer.Argument(None, help="variant id (default: all)"),
+    hash_files: bool = typer.Option(True, "--sha256/--no-sha256", help="hash the files found"),
+) -> None:
+    """Where each variant's weights are expected (file names, HF repo / URL, NCST_WEIGHTS_DIR), which are present."""
+    from codec_wrappers.catalog import get_variant, load_catalog
+    from codec_wrappers.weights import WEIGHTS_DIR_ENV, candidates, checkpoint_files, sha256_file
+
+    chosen = [get_variant(variant)] if variant else list(load_catalog().values())
+    root = os.environ.get(WEIGHTS_DIR_ENV)
+    for v in chosen:
+        ck = v.checkpoint
+        typer.secho(f"{v.id}  ({v.codec}, family {v.family})", bold=True)
+        if ck.get("needs_weights") is False:
+            typer.echo("  needs no weights")
+            continue
+        if ck.get("available") is False:
+            typer.echo("  no official weights exist")
+        if ck.get("hf_repo"):
+            typer.echo(f"  hf repo:  {ck['hf_repo']}")
+        if ck.get("url"):
+            typer.echo(f"  url:      {ck['url']}")
+        names = checkpoint_files(v)
+        typer.echo(f"  files:    {', '.join(names) if names else '(none listed)'}")
+        target = f"{root}/{v.id}/" if root else f"${WEIGHTS_DIR_ENV}/{v.id}/ ({WEIGHTS_DIR_ENV} is not set)"
+        typer.echo(f"  put in:   {target}")
+        if ck.get("notes"):
+            typer.echo(f"  notes:    {ck['notes']}")
+        for cand in candidates(v):
+            for name, path in cand.files:
+                if path is None:
+                    typer.echo(f"  [missing] {cand.source}: {cand.location} / {name}")
+                else:
+                    digest = sha256_file(path) if hash_files else "-"
+                    typer.echo(f"  [found]   {cand.source}: {path}  sha256 {digest}")
+
+
+def resynth_file(
+    variant: str, in_path: Path, out_path: Path, weights: str | None = None,
+    device: str = "cpu", out_sr: int | None = None,
+) -> dict:
+    """Resynthesise one audio file through ``variant``: any input rate, soxr to the codec rate.
+
+    Returns a small record (variant, weights_id, sample_rate, num_samples).
+    """
+    import torch
+
+    from codec_wrappers.registry import load_codec
+    from pipeline.audio_io import load_audio, resample, write_audio
+
+    codec = load_codec(variant, weights=weights, device=device)
+    audio, sr = load_audio(in_path, target_sr=codec.sample_rate)
+    x = torch.from_numpy(audio).view(1, 1, -1)
+    y = codec.resynthesize(x, torch.tensor([x.shape[-1]]))[0, 0].cpu().numpy()
+    rate = codec.sample_rate
+    if out_sr is not None and out_sr != rate:
+        y, rate = resample(y, rate, out_sr), out_sr
+    fmt = "FLAC" if Path(out_path).suffix.lower() == ".flac" else "WAV"
+    write_audio(out_path, y, rate, fmt=fmt)
+    return {"variant": codec.variant.id, "weights_id": codec.weights.weights_id,
+            "sample_rate": rate, "num_samples": int(y.shape[-1])}
+
+
+def resynth(
+    variant: str = typer.Argument(..., help="variant id (see `ncst codecs`)"),
+    in_wav: Path = typer.Argument(..., exists=True, dir_okay=False, help="input audio (any rate)"),
+    out_wav: Path = typer.Argument(..., help="output .wav or .flac"),
+    weights: Optional[str] = typer.Option(None, "--weights", help="random[:SEED] or a checkpoint file/folder (default: official files)"),
+    device: str = typer.Option("cpu", "--device", help="torch device"),
+    out_sr: Optional[int] = typer.Option(None, "--out-sr", help="output rate (default: the codec's native rate)"),
+) -> None:
+    """Resynthesise one file through a codec variant (written at the codec's native rate)."""
+    from codec_wrappers.registry import FamilyNotImplemented
+    from codec_wrappers.weights import WeightsNotFound
+
+    try:
+        info = resynth_file(variant, in_wav, out_wav, weights=weights, device=device, out_sr=out_sr)
+    except (KeyError, WeightsNotFound, FamilyNotImplemented, FileNotFoundError, ValueError) as exc:
+        typer.secho(str(exc.args[0] if isinstance(exc, KeyError) else exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
+    if info["weights_id"].startswith("random"):
+        typer.secho(f"WARNING: seeded random weights ({info['weights_id']}): not the real codec.",
+                    fg=typer.colors.YELLOW, err=True)
+    typer.echo(f"{out_wav}: {info['variant']} {info['sample_rate']} Hz, {info['num_samples']} samples, weights {info['weights_id']}")
+
+
+COMMANDS = [("codecs", codecs), ("weights", weights), ("resynth", resynth)]
