@@ -52,7 +52,7 @@ class TrainConfig:
     num_workers: int = 0
     eval_batch_size: int | None = None  # None: batch_size
     max_steps_per_epoch: int | None = None  # quick demo runs
-    limit: int | None = None  # use at most this many rows per subset (quick demo runs)
+    limit: int | None = None  # at most this many rows per subset, a seeded random sample (quick demo runs)
     resume: bool = False
     log_every: int = 50  # steps between "step" records in metrics.jsonl
     progress: bool = True

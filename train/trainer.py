@@ -124,16 +124,25 @@ def evaluate(model: torch.nn.Module, loader, inputs: Callable[[dict], torch.Tens
 
 
 # ------------------------------------------------------------------ data for a config
+def _limited(df, limit: int | None, seed: int):
+    """At most ``limit`` rows, a seeded random sample in protocol order (so every class can appear)."""
+    if limit is None or len(df) <= limit:
+        return df
+    out = df.sample(n=limit, random_state=seed).sort_index().reset_index(drop=True)
+    out.attrs = dict(df.attrs)
+    return out
+
+
 class _Data:
     """Datasets and the batch -> model-input function of one run (waveforms or W2V2 features)."""
 
     def __init__(self, config: TrainConfig, classes: list[int] | None, device: str, metrics_log=None):
         c = config
-        self.train_df = read_protocol(c.protocol_dir, c.train_subset, limit=c.limit)
+        self.train_df = _limited(read_protocol(c.protocol_dir, c.train_subset), c.limit, c.seed)
         self.classes = list(classes) if classes is not None else default_classes(self.train_df)
         self.dev_df = None
         if c.dev_subset and protocol_path(c.protocol_dir, c.dev_subset).exists():
-            self.dev_df = read_protocol(c.protocol_dir, c.dev_subset, limit=c.limit)
+            self.dev_df = _limited(read_protocol(c.protocol_dir, c.dev_subset), c.limit, c.seed)
         else:
             log.warning("no dev protocol %s: best.pt will track the training loss",
                         protocol_path(c.protocol_dir, c.dev_subset or "<none>"))
