@@ -288,7 +288,7 @@ def seeded_state_dict(model: Any, seed: int) -> dict[str, Any]:
             new = normal(name, t.shape, 1.0)
         elif isinstance(module, nn.modules.rnn.RNNBase) and leaf.startswith("weight"):
             new = normal(name, t.shape, 1.0 / math.sqrt(module.hidden_size))
-        elif t.dim() >= 2 and (name in params or leaf in ("weight_v", "original1")):
+        elif t.dim() >= 2 and ("weight" in leaf or leaf == "original1"):
             if isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d)):
                 stride = math.prod(module.stride)
                 fan_in = t.shape[0] / module.groups * math.prod(t.shape[2:]) / max(stride, 1)
