@@ -153,17 +153,95 @@ def run_grouped(
     return out
 
 
+class ValidLengthMask:
+    """Zero every conv input past each item's valid frames, so one padded batch equals one-by-one.
+
+    For fully convolutional codecs with zero padding (no LSTM, no reflect padding, no
+    normalisation over time, attention only in windows aligned to the padded length): a conv at
+    an item's end then sees zeros, exactly as its own zero padding gives when the item runs
+    alone. Install with ``ValidLengthMask(model)`` (hooks every ``Conv1d``/``ConvTranspose1d``).
+
+    Each item's valid length is tracked layer by layer with the conv length arithmetic (so
+    decoders whose output is a few samples shorter than the input, like DAC 24 kHz, stay exact),
+    keyed by the batch's length at that layer; a length no conv produced (e.g. after average
+    pooling) falls back to the item's share of the padded input.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        self._own: torch.Tensor | None = None
+        self._total = 0
+        self._valid: dict[int, torch.Tensor] = {}
+        convs = (torch.nn.Conv1d, torch.nn.ConvTranspose1d)
+        self.handles = []
+        for m in model.modules():
+            if isinstance(m, convs):
+                self.handles.append(m.register_forward_pre_hook(self._pre_hook))
+                self.handles.append(m.register_forward_hook(self._post_hook))
+
+    def begin(self, own_lengths: torch.Tensor, total: int) -> None:
+        """Start a batch: ``own_lengths`` (B,) each item's padded length, ``total`` the batch's."""
+        self._own, self._total = own_lengths.to(torch.int64).cpu(), int(total)
+        self._valid = {self._total: self._own}
+
+    def end(self) -> None:
+        self._own, self._valid = None, {}
+
+    @property
+    def active(self) -> bool:
+        return self._own is not None
+
+    def valid_for(self, frames: int) -> torch.Tensor:
+        """Each item's valid frames at a layer whose batch length is ``frames``."""
+        known = self._valid.get(frames)
+        if known is not None:
+            return known
+        share = self._own.to(torch.float64) * frames / self._total
+        return torch.round(share).to(torch.int64)
+
+    @staticmethod
+    def mask(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        frames = x.shape[-1]
+        if bool((valid >= frames).all()):
+            return x
+        keep = torch.arange(frames, device=x.device)[None, :] < valid.to(x.device)[:, None]
+        return x * keep[:, None, :].to(x.dtype)
+
+    def _pre_hook(self, module, args):
+        if not self.active:
+            return None
+        x = args[0]
+        return (self.mask(x, self.valid_for(x.shape[-1])),) + tuple(args[1:])
+
+    def _post_hook(self, module, args, out):
+        if not self.active:
+            return None
+        v = self.valid_for(args[0].shape[-1])
+        k, s, d = module.kernel_size[0], module.stride[0], module.dilation[0]
+        if isinstance(module, torch.nn.ConvTranspose1d):
+            p = module.padding[0]
+            v_out = (v - 1) * s - 2 * p + d * (k - 1) + module.output_padding[0] + 1
+        elif isinstance(module.padding, str):
+            v_out = v.clone() if module.padding == "same" else (v - d * (k - 1) - 1) // s + 1
+        else:
+            v_out = (v + 2 * module.padding[0] - d * (k - 1) - 1) // s + 1
+        self._valid[out.shape[-1]] = v_out.clamp(min=0)
+        return None
+
+
 class BatchedCodec(Codec):
     """A codec with one padded-batch ``_forward``; it handles padding, grouping and trimming.
 
     Subclasses set ``hop_length`` (samples per codec frame) and ``padding_invariant``: True when
     an item's output does not depend on padding added after it once the input is padded to a
-    multiple of the hop (causal models), so a batch runs in one call; False routes the batch
-    through :func:`run_grouped` so that batched output equals one-by-one output.
+    multiple of the hop (causal models), so a batch runs in one call. Fully convolutional
+    zero-padded models set ``length_mask = ValidLengthMask(model)`` and also run in one call.
+    Otherwise the batch goes through :func:`run_grouped`. Either way batched output equals
+    one-by-one output (each item alone, zero-padded to a multiple of the hop).
     """
 
     hop_length: int = 1
     padding_invariant: bool = False
+    length_mask: ValidLengthMask | None = None  # set by fully convolutional subclasses
 
     @property
     def device(self) -> torch.device:
@@ -186,9 +264,20 @@ class BatchedCodec(Codec):
         audio = audio.to(self.device, torch.float32)
         lengths = lengths.to(torch.int64)
         with torch.inference_mode():
-            if self.padding_invariant:
+            if self.padding_invariant or self.length_mask is not None:
                 mask = torch.arange(total, device=audio.device)[None, :] < lengths.to(audio.device)[:, None]
-                out = self._forward(pad_to_multiple(audio * mask[:, None, :], self.hop_length))
+                padded = pad_to_multiple(audio * mask[:, None, :], self.hop_length)
+                if self.length_mask is None:
+                    out = self._forward(padded)
+                else:
+                    hop = self.hop_length
+                    own = (lengths.clamp(min=1) + hop - 1) // hop * hop
+                    self.length_mask.begin(own, padded.shape[-1])
+                    try:
+                        out = self._forward(padded)
+                        out = ValidLengthMask.mask(out, self.length_mask.valid_for(out.shape[-1]))
+                    finally:
+                        self.length_mask.end()
             else:
                 out = run_grouped(self._forward, audio, lengths, self.hop_length)
             return trim_to_lengths(out.float(), lengths, total)

@@ -5,16 +5,18 @@ with ``torch.load(weights_only=True)`` (the package's own loader unpickles freel
 is built from the catalog's ``options.config``, which must agree with the file's kwargs.
 ``options.n_quantizers`` sets the codebooks used (the variant's bitrate).
 
-DAC is non-causal (zero-padded convs on both sides), so an item's last frames depend on how much
-padding follows it; the batch is run in groups of equal padded length so that batched output
-equals one-by-one output.
+DAC is non-causal (zero-padded convs on both sides), so an item's last frames would depend on
+how much padding follows it. It is fully convolutional, so a :class:`ValidLengthMask` zeroes each
+conv's input past the item's valid frames: one padded forward per batch, and batched output
+equals one-by-one output (the 24 kHz model decodes 8 samples short of a hop multiple; the masks
+follow that too).
 """
 from __future__ import annotations
 
 import torch
 
-from codec_wrappers.base import BatchedCodec, ResolvedWeights, Variant
-from codec_wrappers.weights import load_checkpoint, seeded_state_dict
+from codec_wrappers.base import BatchedCodec, ResolvedWeights, ValidLengthMask, Variant
+from codec_wrappers.weights import load_checkpoint, scale_residual_branches, seeded_state_dict
 
 
 class DACCodec(BatchedCodec):
@@ -29,7 +31,7 @@ class DACCodec(BatchedCodec):
         config = dict(variant.options["config"])
         if weights.is_random:
             model = DAC(**config)
-            state = seeded_state_dict(model, weights.seed)
+            state = scale_residual_branches(model, seeded_state_dict(model, weights.seed))
         else:
             ckpt = load_checkpoint(weights.files[0])
             if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
@@ -51,6 +53,7 @@ class DACCodec(BatchedCodec):
         if variant.sample_rate != model.sample_rate:
             raise ValueError(f"{variant.id}: model rate {model.sample_rate} != catalog {variant.sample_rate}")
         self.model = model.eval().to(device)
+        self.length_mask = ValidLengthMask(self.model)
 
     def encode(self, audio: torch.Tensor) -> torch.Tensor:
         """``(b, 1, t)`` (t a multiple of the hop) -> codes ``(b, n_quantizers, frames)``."""

@@ -6,9 +6,10 @@ random weights the architecture comes from the catalog's ``options.config`` (the
 Two departures from upstream, both for reproducible corpora:
 - the decoder's noise blocks draw fresh Gaussian noise on every call upstream; here the noise is a
   fixed function of the sample position (seeded per block), identical for every item and run;
-- SNAC is non-causal (and the 32/44 kHz models use windowed attention), so items are padded the
-  way SNAC pads (hop x lcm(vq stride, attention window)) and run in groups of equal padded
-  length, so batched output equals one-by-one output.
+- SNAC is non-causal (and the 32/44 kHz models use windowed attention): items are padded the way
+  SNAC pads (hop x lcm(vq stride, attention window)), so attention windows line up, and a
+  :class:`ValidLengthMask` zeroes each conv's input past the item's valid frames; one padded
+  forward per batch gives what each item gives alone.
 """
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ import math
 
 import torch
 
-from codec_wrappers.base import BatchedCodec, ResolvedWeights, Variant
-from codec_wrappers.weights import load_checkpoint, seeded_state_dict
+from codec_wrappers.base import BatchedCodec, ResolvedWeights, ValidLengthMask, Variant
+from codec_wrappers.weights import load_checkpoint, scale_residual_branches, seeded_state_dict
 
 _NOISE_CHUNK = 1 << 16
 
@@ -57,7 +58,7 @@ class SNACCodec(BatchedCodec):
         config = dict(variant.options["config"])
         if weights.is_random:
             model = SNAC(**config)
-            state = seeded_state_dict(model, weights.seed)
+            state = scale_residual_branches(model, seeded_state_dict(model, weights.seed))
         else:
             cfg_files = [f for f in weights.files if f.endswith(".json")]
             if cfg_files:
@@ -76,6 +77,7 @@ class SNACCodec(BatchedCodec):
             raise ValueError(f"{variant.id}: model config does not match the catalog entry")
         self.hop_length = int(model.hop_length) * math.lcm(model.vq_strides[0], model.attn_window_size or 1)
         self.model = model.eval().to(device)
+        self.length_mask = ValidLengthMask(self.model)
 
     def encode(self, audio: torch.Tensor) -> list[torch.Tensor]:
         """``(b, 1, t)`` -> one code tensor ``(b, frames_k)`` per scale (coarse to fine)."""

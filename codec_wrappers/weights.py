@@ -311,3 +311,20 @@ def seeded_state_dict(model: Any, seed: int) -> dict[str, Any]:
         if leaf == "embed_avg" and embed in out:
             out[name] = out[embed].clone()
     return out
+
+
+def scale_residual_branches(model: Any, state: dict[str, Any], class_name: str = "ResidualUnit", gain: float = 0.3) -> dict[str, Any]:
+    """Shrink the last weight-norm magnitude inside every ``class_name`` block of ``model``.
+
+    Seeded random weights make each residual unit ``x + f(x)`` add about as much variance as it
+    receives, so deep residual decoders (DAC, SNAC) blow activations up ~2x per block and the
+    final tanh saturates. Scaling each branch's last layer by ``gain`` keeps the signal in range
+    (a trained model's branches are small too). Edits and returns ``state``.
+    """
+    for mname, module in model.named_modules():
+        if type(module).__name__ != class_name:
+            continue
+        keys = [f"{mname}.{k}" for k, _ in module.named_parameters() if k.endswith(("weight_g", "original0"))]
+        if keys:
+            state[keys[-1]] = state[keys[-1]] * gain
+    return state
