@@ -1,0 +1,324 @@
+"""FACodec (NaturalSpeech 3, Amphion), native re-implementation of its resynthesis path.
+
+Official checkpoint: Hugging Face ``amphion/naturalspeech3_facodec``, files
+``ns3_facodec_encoder.bin`` and ``ns3_facodec_decoder.bin``, each a plain ``torch.save`` state dict
+(no wrapper key, no prefix) of Amphion's ``FACodecEncoder`` / ``FACodecDecoder``. Mapping
+(:func:`load_official_state_dicts`): encoder file key ``k`` -> ``encoder.k``; decoder file key ``k``
+-> ``decoder.k``, except the training-only predictors (``f0_predictor.*``, ``phone_predictor.*``,
+``res_f0_predictor.*``, ``res_phone_predictor.*``, ``x_timbre_predictor.*`` and the optional
+``content_f0_predictor.*`` / ``prosody_phone_predictor.*``; ~70 M parameters the resynthesis never
+uses), which are dropped. Everything else loads with ``strict=True``; weight-normed layers keep the
+legacy ``weight_g`` / ``weight_v`` keys; filter and positional-table buffers are taken as loaded.
+
+Resynthesis (Amphion README: ``enc_out = fa_encoder(wav)``; ``vq_post_emb, vq_id, _, quantized,
+spk_embs = fa_decoder(enc_out, eval_vq=False, vq=True)``; ``fa_decoder.inference(vq_post_emb,
+spk_embs)``): 16 kHz -> 80 frames/s latent (256-d); prosody (1 codebook) and content (2) quantise
+the latent in parallel, the residual quantiser (3) takes latent - (prosody + content); a 4-layer
+transformer averages the unquantised latent into a timbre vector that scales/shifts the
+layer-normalised sum of the quantised parts before the conv decoder (tanh output).
+
+Batching: upstream adds ``pe[:batch]`` of its positional table along the *batch* axis (it indexes a
+batch-first tensor by dim 0), so item ``b`` of a batch would get row ``b``. Upstream runs one file at
+a time, so every item here gets row 0, as it would alone. Items are zero-padded to a multiple of
+the 200-sample hop (upstream drops a partial last frame) and run in groups of equal padded length;
+the output is cut to the input length.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from codec_wrappers.base import BatchedCodec, ResolvedWeights, Variant
+from codec_wrappers.layers.facodec_blocks import Activation1d, ResidualUnit, WNConv1d, WNConvTranspose1d, WNLinear
+
+TRAINING_ONLY_PREFIXES = ("f0_predictor.", "phone_predictor.", "res_f0_predictor.", "res_phone_predictor.",
+                          "x_timbre_predictor.", "content_f0_predictor.", "prosody_phone_predictor.")
+
+
+@dataclass(frozen=True)
+class FACodecConfig:
+    """Hyperparameters (defaults: the released 16 kHz FACodec)."""
+
+    sample_rate: int = 16000
+    ngf: int = 32
+    encoder_ratios: tuple = (2, 4, 5, 5)
+    latent_dim: int = 256  # encoder out_channels = decoder in_channels = vq_dim
+    decoder_ratios: tuple = (5, 5, 4, 2)
+    decoder_channels: int = 1024  # upsample_initial_channel
+    codebook_dim: int = 8
+    codebook_bits: int = 10  # 2**10 = 1024 entries
+    n_prosody: int = 1
+    n_content: int = 2
+    n_residual: int = 3
+    timbre_layers: int = 4
+    timbre_heads: int = 4
+    timbre_ffn: int = 1024
+    timbre_kernel: int = 5
+    max_positions: int = 5000
+
+    def __post_init__(self):
+        if math.prod(self.encoder_ratios) != math.prod(self.decoder_ratios):
+            raise ValueError(f"encoder ratios {self.encoder_ratios} and decoder ratios {self.decoder_ratios} differ in hop")
+        if self.latent_dim % self.timbre_heads:
+            raise ValueError("latent_dim must be divisible by timbre_heads")
+
+    @property
+    def hop_length(self) -> int:
+        return math.prod(self.encoder_ratios)
+
+    @property
+    def n_codebooks(self) -> int:
+        return self.n_prosody + self.n_content + self.n_residual
+
+
+class FACodecEncoder(nn.Module):
+    """``(B, 1, T)`` -> ``(B, latent_dim, T // hop)`` (keys ``block.<i>...``)."""
+
+    def __init__(self, cfg: FACodecConfig):
+        super().__init__()
+        dim = cfg.ngf
+        layers: list[nn.Module] = [WNConv1d(1, dim, 7, padding=3)]
+        for stride in cfg.encoder_ratios:
+            layers.append(_EncoderBlock(dim, stride))
+            dim *= 2
+        layers += [Activation1d(dim), WNConv1d(dim, cfg.latent_dim, 3, padding=1)]
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x)
+
+
+class _EncoderBlock(nn.Module):
+    def __init__(self, dim: int, stride: int):
+        super().__init__()
+        self.block = nn.Sequential(
+            ResidualUnit(dim, 1), ResidualUnit(dim, 3), ResidualUnit(dim, 9), Activation1d(dim),
+            WNConv1d(dim, 2 * dim, 2 * stride, stride=stride, padding=stride // 2 + stride % 2),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x)
+
+
+class _DecoderBlock(nn.Module):
+    def __init__(self, dim_in: int, dim_out: int, stride: int):
+        super().__init__()
+        self.block = nn.Sequential(
+            Activation1d(dim_in),
+            WNConvTranspose1d(dim_in, dim_out, 2 * stride, stride=stride, padding=stride // 2 + stride % 2,
+                              output_padding=stride % 2),
+            ResidualUnit(dim_out, 1), ResidualUnit(dim_out, 3), ResidualUnit(dim_out, 9),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x)
+
+
+class FactorizedVQ(nn.Module):
+    """Project to ``codebook_dim``, nearest L2-normalised codeword, project back (keys in_proj/out_proj/_codebook)."""
+
+    def __init__(self, dim: int, codebook_size: int, codebook_dim: int):
+        super().__init__()
+        self.in_proj = WNLinear(dim, codebook_dim)
+        self.out_proj = WNLinear(codebook_dim, dim)
+        self._codebook = nn.Embedding(codebook_size, codebook_dim)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, D, T)`` -> (quantized ``(B, D, T)``, codes ``(B, T)``)."""
+        z_e = self.in_proj(z.transpose(1, 2)).transpose(1, 2)  # (B, d, T)
+        flat = F.normalize(z_e.transpose(1, 2).reshape(-1, z_e.shape[1]))
+        book = F.normalize(self._codebook.weight)
+        dist = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ book.t() + book.pow(2).sum(1, keepdim=True).t()
+        codes = (-dist).max(1)[1].view(z.shape[0], -1)
+        z_q = F.embedding(codes, self._codebook.weight).transpose(1, 2)
+        z_q = z_e + (z_q - z_e)
+        return self.out_proj(z_q.transpose(1, 2)).transpose(1, 2), codes
+
+
+class ResidualFVQ(nn.Module):
+    def __init__(self, n: int, dim: int, codebook_size: int, codebook_dim: int):
+        super().__init__()
+        self.layers = nn.ModuleList(FactorizedVQ(dim, codebook_size, codebook_dim) for _ in range(n))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(B, D, T)`` -> (sum of outputs, codes ``(n, B, T)``, stacked outputs summed over layers)."""
+        out, residual, codes, parts = 0.0, x, [], []
+        for layer in self.layers:
+            q, k = layer(residual)
+            residual = residual - q
+            out = out + q
+            codes.append(k)
+            parts.append(q)
+        return out, torch.stack(codes), torch.stack(parts).sum(0)
+
+
+class _FFN(nn.Module):
+    def __init__(self, dim: int, hidden: int, kernel: int):
+        super().__init__()
+        self.ffn_1 = nn.Conv1d(dim, hidden, kernel, padding=kernel // 2)
+        self.ffn_2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ffn_2(F.relu(self.ffn_1(x.permute(0, 2, 1)).permute(0, 2, 1)))
+
+
+class _TimbreLayer(nn.Module):
+    def __init__(self, dim: int, heads: int, hidden: int, kernel: int):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(dim)
+        self.ln_2 = nn.LayerNorm(dim)
+        self.self_attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.ffn = _FFN(dim, hidden, kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.ln_1(x)
+        x = x + self.self_attn(query=h, key=h, value=h, key_padding_mask=None)[0]
+        return x + self.ffn(self.ln_2(x))
+
+
+class _Positions(nn.Module):
+    def __init__(self, dim: int, max_len: int):
+        super().__init__()
+        pos = torch.arange(max_len).unsqueeze(1)
+        freq = torch.exp(torch.arange(0, dim, 2) * (-math.log(10000.0) / dim))
+        pe = torch.zeros(max_len, 1, dim)
+        pe[:, 0, 0::2] = torch.sin(pos * freq)
+        pe[:, 0, 1::2] = torch.cos(pos * freq)
+        self.register_buffer("pe", pe)
+
+
+class TimbreEncoder(nn.Module):
+    """Pre-LN transformer over frames; ``(B, T, D) -> (B, T, D)`` (every item gets ``pe[0]``, see module doc)."""
+
+    def __init__(self, cfg: FACodecConfig):
+        super().__init__()
+        d = cfg.latent_dim
+        self.position_emb = _Positions(d, cfg.max_positions)
+        self.layers = nn.ModuleList(_TimbreLayer(d, cfg.timbre_heads, cfg.timbre_ffn, cfg.timbre_kernel)
+                                    for _ in range(cfg.timbre_layers))
+        self.last_ln = nn.LayerNorm(d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.position_emb.pe[:1]
+        for layer in self.layers:
+            x = layer(x)
+        return self.last_ln(x)
+
+
+class FACodecDecoder(nn.Module):
+    """Quantisers, timbre encoder and conv generator (keys as Amphion's FACodecDecoder, predictors excluded)."""
+
+    def __init__(self, cfg: FACodecConfig):
+        super().__init__()
+        self.cfg = cfg
+        size, d = 2**cfg.codebook_bits, cfg.latent_dim
+        self.quantizer = nn.ModuleList(ResidualFVQ(n, d, size, cfg.codebook_dim)
+                                       for n in (cfg.n_prosody, cfg.n_content, cfg.n_residual) if n > 0)
+        ch = cfg.decoder_channels
+        layers: list[nn.Module] = [WNConv1d(d, ch, 7, padding=3)]
+        for i, stride in enumerate(cfg.decoder_ratios):
+            layers.append(_DecoderBlock(ch // 2**i, ch // 2 ** (i + 1), stride))
+        out_dim = ch // 2 ** len(cfg.decoder_ratios)
+        layers += [Activation1d(out_dim), WNConv1d(out_dim, 1, 7, padding=3), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+        self.timbre_encoder = TimbreEncoder(cfg)
+        self.timbre_linear = nn.Linear(d, 2 * d)
+        with torch.no_grad():
+            self.timbre_linear.bias[:d] = 1.0
+            self.timbre_linear.bias[d:] = 0.0
+
+    def quantize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """``(B, D, T)`` -> (vq_post_emb ``(B, D, T)``, codes ``(6, B, T)``, [prosody, content, residual] parts)."""
+        post, p_codes, prosody = self.quantizer[0](x)
+        c_out, c_codes, content = self.quantizer[1](x)
+        post = post + c_out
+        codes, parts = [p_codes, c_codes], [prosody, content]
+        if len(self.quantizer) > 2:
+            r_out, r_codes, residual = self.quantizer[2](x - (prosody + content))
+            post = post + r_out
+            codes.append(r_codes)
+            parts.append(residual)
+        return post, torch.cat(codes, 0), parts
+
+    def speaker_embedding(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, D, T)`` encoder output -> timbre vector ``(B, D)``."""
+        return self.timbre_encoder(x.transpose(1, 2)).transpose(1, 2).mean(dim=2)
+
+    def inference(self, post: torch.Tensor, spk: torch.Tensor) -> torch.Tensor:
+        """``(B, D, T)``, ``(B, D)`` -> waveform ``(B, 1, T * hop)``."""
+        gamma, beta = self.timbre_linear(spk).unsqueeze(2).chunk(2, 1)
+        h = F.layer_norm(post.transpose(1, 2), (post.shape[1],), eps=1e-5).transpose(1, 2)
+        return self.model(h * gamma + beta)
+
+
+class FACodecModel(nn.Module):
+    """Encoder + decoder: ``forward((B, 1, T)) -> dict(codes (6, B, F), latent, quantized, spk_embs, output)``."""
+
+    def __init__(self, config: FACodecConfig | None = None):
+        super().__init__()
+        self.config = config or FACodecConfig()
+        self.encoder = FACodecEncoder(self.config)
+        self.decoder = FACodecDecoder(self.config)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        latent = self.encoder(x)
+        post, codes, _ = self.decoder.quantize(latent)
+        spk = self.decoder.speaker_embedding(latent)
+        return {"codes": codes, "latent": latent, "quantized": post, "spk_embs": spk,
+                "output": self.decoder.inference(post, spk)}
+
+
+def load_official_state_dicts(model: FACodecModel, encoder_sd: Mapping, decoder_sd: Mapping, source: str = "") -> None:
+    """Load Amphion's two plain state dicts (encoder, decoder) strictly; predictors are dropped."""
+    state = {f"encoder.{k}": v for k, v in encoder_sd.items()}
+    state.update({f"decoder.{k}": v for k, v in decoder_sd.items() if not k.startswith(TRAINING_ONLY_PREFIXES)})
+    own = model.state_dict()
+    bad = [f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
+           if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if bad or missing or unexpected:
+        raise ValueError(f"{source or 'FACodec checkpoint'}: does not match FACodec: shape mismatches {bad[:5]}, "
+                         f"missing {missing[:5]} ({len(missing)}), unexpected {unexpected[:5]} ({len(unexpected)})")
+    model.load_state_dict(state, strict=True)
+
+
+class FACodecCodec(BatchedCodec):
+    """FACodec; ``resynthesize((B, 1, T), lengths) -> (B, 1, T)``."""
+
+    padding_invariant = False
+
+    def __init__(self, variant: Variant, weights: ResolvedWeights, model: FACodecModel):
+        super().__init__(variant, weights)
+        self.model = model.eval()
+        self.hop_length = model.config.hop_length
+
+    def _forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.model(audio)["output"]
+
+
+def build_model(variant: Variant, weights: ResolvedWeights) -> FACodecModel:
+    from codec_wrappers.weights import load_checkpoint, seeded_state_dict
+
+    model = FACodecModel(FACodecConfig(sample_rate=variant.sample_rate))
+    if model.config.hop_length != int(variant.options.get("hop_length", model.config.hop_length)):
+        raise ValueError(f"{variant.id}: options hop_length does not match FACodec's {model.config.hop_length}")
+    if weights.is_random:
+        model.load_state_dict(seeded_state_dict(model, weights.seed), strict=True)
+        return model
+    import os
+
+    enc = [f for f in weights.files if "encoder" in os.path.basename(f)]
+    dec = [f for f in weights.files if "decoder" in os.path.basename(f)]
+    if len(enc) != 1 or len(dec) != 1:
+        raise ValueError(f"{variant.id}: need ns3_facodec_encoder.bin and ns3_facodec_decoder.bin, got {weights.files}")
+    load_official_state_dicts(model, load_checkpoint(enc[0]), load_checkpoint(dec[0]), f"{enc[0]} + {dec[0]}")
+    return model
+
+
+def load_codec(variant: Variant, weights: ResolvedWeights, device: str = "cpu") -> FACodecCodec:
+    return FACodecCodec(variant, weights, build_model(variant, weights).to(device))
