@@ -242,6 +242,10 @@ class BatchedCodec(Codec):
     hop_length: int = 1
     padding_invariant: bool = False
     length_mask: ValidLengthMask | None = None  # set by fully convolutional subclasses
+    # "exact": batched output == one-by-one output (default). "padded": one forward of the
+    # right-padded batch even when that lets padding change item ends (faster for codecs that
+    # would otherwise run in equal-length groups, e.g. SpeechTokenizer); record it if you use it.
+    batch_mode: str = "exact"
 
     @property
     def device(self) -> torch.device:
@@ -264,10 +268,13 @@ class BatchedCodec(Codec):
         audio = audio.to(self.device, torch.float32)
         lengths = lengths.to(torch.int64)
         with torch.inference_mode():
-            if self.padding_invariant or self.length_mask is not None:
+            if self.batch_mode not in ("exact", "padded"):
+                raise ValueError(f"batch_mode must be 'exact' or 'padded', got {self.batch_mode!r}")
+            fast = self.batch_mode == "padded"
+            if self.padding_invariant or self.length_mask is not None or fast:
                 mask = torch.arange(total, device=audio.device)[None, :] < lengths.to(audio.device)[:, None]
                 padded = pad_to_multiple(audio * mask[:, None, :], self.hop_length)
-                if self.length_mask is None:
+                if self.length_mask is None or fast:
                     out = self._forward(padded)
                 else:
                     hop = self.hop_length

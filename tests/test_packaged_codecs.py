@@ -202,3 +202,20 @@ def test_masked_batch_equals_one_by_one_at_awkward_lengths(variant_id):
         alone = codec.resynthesize(x[i : i + 1, :, :n], lengths[i : i + 1])
         assert (alone[0] - y[i, :, :n]).abs().max() <= 1e-4, f"item {i} (length {n})"
         assert torch.all(y[i, :, n:] == 0)
+
+
+def test_padded_batch_mode_is_one_forward_and_differs_only_near_item_ends():
+    codec = load_codec("speechtokenizer_16k", "random:0")
+    x, lengths = _batch(16000)
+    exact = codec.resynthesize(x, lengths)
+    calls = []
+    forward = codec._forward
+    codec._forward = lambda a: calls.append(a.shape[0]) or forward(a)
+    codec.batch_mode = "padded"
+    fast = codec.resynthesize(x, lengths)
+    assert calls == [2]  # the whole batch in one call
+    assert torch.allclose(fast[0], exact[0], atol=1e-4)  # the longest item has no extra padding
+    assert torch.all(fast[1, :, lengths[1]:] == 0)
+    codec.batch_mode = "bogus"
+    with pytest.raises(ValueError, match="batch_mode"):
+        codec.resynthesize(x, lengths)
