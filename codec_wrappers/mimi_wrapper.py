@@ -7,6 +7,8 @@ runs in one forward.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from codec_wrappers.base import BatchedCodec, ResolvedWeights, Variant
@@ -31,6 +33,16 @@ class MimiCodec(BatchedCodec):
             config = MimiConfig.from_json_file(cfg[0]) if cfg else MimiConfig()
             model = MimiModel(config)
             state = load_checkpoint([f for f in weights.files if not f.endswith(".json")][0])
+            # transformers renames legacy checkpoint keys when it loads a folder; do the same
+            # here when the state dict does not fit as is (safetensors only: no pickle).
+            if set(state) != set(model.state_dict()) and len({Path(f).parent for f in weights.files}) == 1:
+                model, info = MimiModel.from_pretrained(
+                    str(Path(weights.files[0]).parent), local_files_only=True, output_loading_info=True
+                )
+                bad = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
+                if bad:
+                    raise ValueError(f"{variant.id}: {weights.files[-1]} does not fit MimiModel: {bad}")
+                state = model.state_dict()
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise ValueError(

@@ -219,3 +219,22 @@ def test_padded_batch_mode_is_one_forward_and_differs_only_near_item_ends():
     codec.batch_mode = "bogus"
     with pytest.raises(ValueError, match="batch_mode"):
         codec.resynthesize(x, lengths)
+
+
+def test_mimi_checkpoint_with_wrong_keys_is_an_error_not_random_weights(tmp_path):
+    from safetensors.torch import save_file
+    from transformers import MimiConfig, MimiModel
+
+    cfg = MimiConfig(hidden_size=32, num_filters=4, num_residual_layers=1, upsampling_ratios=[4, 2],
+                     codebook_size=16, codebook_dim=16, num_quantizers=4, num_semantic_quantizers=1,
+                     num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2, head_dim=16,
+                     intermediate_size=64, sliding_window=8, sampling_rate=800, upsample_groups=32,
+                     vector_quantization_hidden_dimension=16)
+    cfg.to_json_file(str(tmp_path / "config.json"))
+    state = seeded_state_dict(MimiModel(cfg), 1)
+    first = sorted(state)[0]
+    state["renamed." + first] = state.pop(first)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "model.safetensors"))
+    v = _variant("mimi", {"num_quantizers": 2}, 800, 2, ["config.json", "model.safetensors"])
+    with pytest.raises(ValueError, match="does not fit MimiModel"):
+        load_codec(v, str(tmp_path))
