@@ -135,7 +135,7 @@ def _files_in_dir(variant: Variant, folder: Path) -> list[Path] | None:
             return paths
         # A folder holding the files flat (basenames) also works, e.g. an unpacked HF snapshot.
         flat = [base / Path(n).name for n in names]
-        if all(p.is_file() for p in flat):
+        if len(set(flat)) == len(flat) and all(p.is_file() for p in flat):
             return flat
     return None
 

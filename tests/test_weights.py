@@ -163,3 +163,17 @@ def test_seeded_state_dict_rules():
     assert 0.15 < a["conv.weight_v"].std() < 0.45
     assert a["up.weight"].std() > 0.4
     _Tiny().load_state_dict(a, strict=True)
+
+
+def test_nested_checkpoint_paths_keep_their_folders(tmp_path):
+    """AudioDec's two files share a basename: only the exp/... layout may match, never a flat folder."""
+    names = w.checkpoint_files(cat.get_variant("audiodec_24k_320d"))
+    assert len(names) == 2 and len({n.rsplit("/", 1)[-1] for n in names}) == 1
+    (tmp_path / "checkpoint-500000steps.pkl").write_bytes(b"x")
+    with pytest.raises(w.WeightsNotFound):
+        w.resolve_weights("audiodec_24k_320d", str(tmp_path))
+    for n in names:
+        (tmp_path / n).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / n).write_bytes(n.encode())
+    r = w.resolve_weights("audiodec_24k_320d", str(tmp_path))
+    assert r.files[0].endswith(names[0]) and r.files[1].endswith(names[1]) and r.sha256[0] != r.sha256[1]
