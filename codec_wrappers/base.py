@@ -45,6 +45,9 @@ class Variant:
     notes: str = ""
     native: bool = False  # implemented in ncst (no maintained package upstream)
 
+    def __hash__(self) -> int:  # checkpoint/options are dicts; ids are unique in a catalog
+        return hash((self.id, self.family))
+
 
 @dataclass(frozen=True)
 class ResolvedWeights:

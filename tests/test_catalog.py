@@ -147,3 +147,11 @@ def test_duplicate_and_bad_entries_name_their_source(tmp_path, monkeypatch):
         cat.load_catalog()
     with pytest.raises(cat.CatalogError, match="needs an st_label"):
         cat.parse_variant(_entry(st_role="id"))
+
+
+def test_variants_are_hashable_and_picklable():
+    import pickle
+
+    v = cat.get_variant("snac_24k")
+    assert {v: 1}[cat.get_variant("snac_24k")] == 1
+    assert pickle.loads(pickle.dumps(v)) == v
