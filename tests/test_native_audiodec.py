@@ -1,0 +1,137 @@
+"""AudioDec native implementation: shared reference fixture, official .pkl layout, lengths, batching."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from codec_wrappers.audiodec import (
+    AudioDecCodec,
+    AudioDecConfig,
+    AudioDecModel,
+    generator_state_dict,
+    load_official_state_dicts,
+)
+from codec_wrappers.base import ResolvedWeights
+from codec_wrappers.catalog import get_variant
+
+FIXTURES = Path("/work/shared/ref/codecs")
+needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared/ref/codecs fixtures not present on this machine")
+VARIANT = "audiodec_24k_320d"
+ENC = "exp/autoencoder/symAD_libritts_24000_hop300/checkpoint-500000steps.pkl"
+VOC = "exp/vocoder/AudioDec_v1_symAD_libritts_24000_hop300_clean/checkpoint-500000steps.pkl"
+
+
+def _filled(meta):
+    spec = importlib.util.spec_from_file_location("ncst_ref_fixture", FIXTURES / "fixture.py")
+    fixture = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fixture)
+    out = {}
+    for part in ("encoder", "decoder"):
+        full = {k: torch.zeros(s, dtype=getattr(torch, dt)) for k, s, dt in meta["state_dict"][part]}
+        out[part] = fixture.fill_state_dict(full, seed=meta["fixture"]["fill_seed"])
+    return out
+
+
+def _tiny() -> AudioDecConfig:
+    return AudioDecConfig(encode_channels=4, code_dim=8, codebook_size=16, n_codebooks=3, voc_channels=32,
+                          voc_resblock_kernel=3, warmup_samples=1000)
+
+
+def _random(cfg: AudioDecConfig, seed: int = 0) -> AudioDecModel:
+    from codec_wrappers.weights import seeded_state_dict
+
+    model = AudioDecModel(cfg).eval()
+    state = seeded_state_dict(model, seed)
+    g = torch.Generator().manual_seed(seed)
+    for k in state:  # non-zero pad buffers, as in the fixture, so the warm-up state matters
+        if k.endswith("pad_buffer"):
+            state[k] = 0.1 * torch.randn(state[k].shape, generator=g)
+    model.load_state_dict(state)
+    return model
+
+
+@needs_fixtures
+def test_fixture_through_official_checkpoint_files(tmp_path):
+    from codec_wrappers.registry import load_codec
+
+    meta = json.loads((FIXTURES / f"{VARIANT}.json").read_text())
+    ref = np.load(FIXTURES / f"{VARIANT}.npz")
+    expected = {f"autoencoder.{k}": tuple(s) for k, s, _ in meta["state_dict"]["encoder"]}
+    expected.update({f"vocoder.{k}": tuple(s) for k, s, _ in meta["state_dict"]["decoder"]})
+    assert {k: tuple(v.shape) for k, v in AudioDecModel().state_dict().items()} == expected
+    sds = _filled(meta)
+    for rel, sd in ((ENC, sds["encoder"]), (VOC, sds["decoder"])):
+        (tmp_path / rel).parent.mkdir(parents=True)
+        torch.save({"model": {"generator": sd}, "steps": 500000}, tmp_path / rel)  # upstream .pkl layout
+    codec = load_codec(VARIANT, str(tmp_path))
+    assert isinstance(codec, AudioDecCodec) and codec.weights.weights_id.startswith("sha256:")
+    x = torch.from_numpy(ref["input"])
+    with torch.inference_mode():
+        out = codec.model(x)
+    np.testing.assert_array_equal(out["codes"][:, 0].numpy(), ref["codes"])
+    tol = 1e-4 * np.abs(ref["output"]).max()
+    assert np.abs(out["output"].numpy() - ref["output"]).max() <= tol
+    # through resynthesize, twice: the warm state is restored for every call
+    for _ in range(2):
+        y = codec.resynthesize(x, torch.tensor([x.shape[-1]]))
+        assert np.abs(y.numpy() - ref["output"]).max() <= tol
+
+
+def test_generator_state_dict_and_strict_loading():
+    model = _random(_tiny())
+    sd = model.state_dict()
+    ae = {k[len("autoencoder."):]: v for k, v in sd.items() if k.startswith("autoencoder.")}
+    voc = {k[len("vocoder."):]: v for k, v in sd.items() if k.startswith("vocoder.")}
+    assert generator_state_dict({"model": {"generator": ae, "discriminator": {}}}) is ae
+    with pytest.raises(ValueError, match="x.pkl"):
+        generator_state_dict({"model": {}, "steps": 3}, "x.pkl")
+    load_official_state_dicts(model, ae, voc, "tiny")
+    ae.pop("decoder.conv2.conv.weight")
+    with pytest.raises(ValueError, match="missing"):
+        load_official_state_dicts(model, ae, voc, "tiny")
+
+
+def test_lengths_batching_warm_state_determinism():
+    model = _random(_tiny())
+    codec = AudioDecCodec(get_variant(VARIANT), ResolvedWeights(kind="random", seed=0, source="random"), model)
+    g = torch.Generator().manual_seed(5)
+    lengths = torch.tensor([1500, 1111, 1500, 299])
+    audio = torch.zeros(4, 1, 1500)
+    for i, n in enumerate(lengths.tolist()):
+        audio[i, 0, :n] = 0.3 * torch.randn(n, generator=g)
+    audio[1, 0, 1111:] = 0.9  # padding garbage must not leak in
+    out = codec.resynthesize(audio, lengths)
+    assert out.shape == audio.shape and torch.isfinite(out).all()
+    for i, n in enumerate(lengths.tolist()):
+        one = codec.resynthesize(audio[i : i + 1, :, :n], lengths[i : i + 1])
+        assert one.shape[-1] == n and one.abs().max() > 0
+        torch.testing.assert_close(out[i, :, :n], one[0], rtol=0, atol=1e-5)
+        assert out[i, :, n:].abs().sum() == 0
+    assert torch.equal(codec.resynthesize(audio, lengths), out)
+    assert not torch.allclose(out[0], out[2])
+    # the warm-up state (not zeros) is what every call starts from
+    with torch.inference_mode():
+        warm = model(audio[:1])["output"]
+        for m in model._streams(model).values():
+            m.state = torch.zeros_like(m.pad_buffer)
+        z = model.autoencoder.encode(audio[:1])
+        cold = model.vocoder(model.autoencoder.lookup(model.autoencoder.quantize(z)))
+    assert not torch.allclose(warm, cold[..., :1500])
+
+
+def test_random_weights_via_registry():
+    from codec_wrappers.registry import load_codec
+
+    x = 0.2 * torch.randn(1, 1, 1800, generator=torch.Generator().manual_seed(0))
+    codec = load_codec(VARIANT, "random:4")
+    y = codec.resynthesize(x, torch.tensor([1800]))
+    with torch.inference_mode():
+        codes = codec.model(x)["codes"]
+    assert codes.shape == (8, 1, 6) and codes[3].min() >= 3 * 1024 and codes[3].max() < 4 * 1024
+    assert torch.isfinite(y).all() and y.abs().max() > 1e-4
+    assert torch.equal(load_codec(VARIANT, "random:4").resynthesize(x, torch.tensor([1800])), y)
