@@ -24,7 +24,9 @@ Resynthesis follows ``Speech2Token(..., run_mod='inference')``: RMS normalisatio
 ``n_q = max(1, floor(bit_width / (log2(codebook_size) * sr / hop)))``, decoder, output times the RMS
 scale (``use_scale=True``, upstream's default), cut to the input length. GroupNorm statistics and the
 RMS are taken over the whole utterance, so every item runs at its own exact length (items of equal
-length share a forward call); batched output equals one-by-one output.
+length share a forward call); batched output equals one-by-one output. FreqCodec's ISTFT returns
+``(2 * ceil(F / 2) - 1) * stft_hop`` samples for ``F = 1 + T // stft_hop`` STFT frames, up to
+``stft_hop - 1`` fewer than the input (upstream returns the shorter signal); the missing tail is zeros.
 """
 from __future__ import annotations
 
@@ -311,7 +313,8 @@ class FunCodecCodec(Codec):
                 if n <= 0:
                     continue
                 x = audio[idx, :, :n].to(self.device, torch.float32)
-                out[idx, :, :n] = self.model(x)["output"].float()
+                y = self.model(x)["output"].float()  # FreqCodec may return up to stft_hop-1 fewer samples
+                out[idx, :, : y.shape[-1]] = y
         return trim_to_lengths(out, lengths, total)
 
 
