@@ -328,7 +328,10 @@ class AudioDecCodec(BatchedCodec):
 def build_model(variant: Variant, weights: ResolvedWeights) -> AudioDecModel:
     from codec_wrappers.weights import load_checkpoint, seeded_state_dict
 
-    model = AudioDecModel(AudioDecConfig(sample_rate=variant.sample_rate))
+    opts = variant.options
+    model = AudioDecModel(AudioDecConfig(sample_rate=variant.sample_rate,
+                                         n_codebooks=int(opts.get("n_quantizers", 8)),
+                                         codebook_size=int(opts.get("codebook_size", 1024))))
     if model.config.hop_length != int(variant.options.get("hop_length", model.config.hop_length)):
         raise ValueError(f"{variant.id}: options hop_length does not match AudioDec's {model.config.hop_length}")
     if weights.is_random:

@@ -304,7 +304,12 @@ class FACodecCodec(BatchedCodec):
 def build_model(variant: Variant, weights: ResolvedWeights) -> FACodecModel:
     from codec_wrappers.weights import load_checkpoint, seeded_state_dict
 
-    model = FACodecModel(FACodecConfig(sample_rate=variant.sample_rate))
+    counts = dict(variant.options.get("n_quantizers") or {})
+    model = FACodecModel(FACodecConfig(
+        sample_rate=variant.sample_rate, n_prosody=int(counts.get("prosody", 1)),
+        n_content=int(counts.get("content", 2)), n_residual=int(counts.get("residual", 3)),
+        codebook_bits=int(math.log2(int(variant.options.get("codebook_size", 1024)))),
+    ))
     if model.config.hop_length != int(variant.options.get("hop_length", model.config.hop_length)):
         raise ValueError(f"{variant.id}: options hop_length does not match FACodec's {model.config.hop_length}")
     if weights.is_random:

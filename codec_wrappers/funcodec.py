@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codec_wrappers.base import Codec, ResolvedWeights, Variant, trim_to_lengths
+from codec_wrappers.base import Codec, ResolvedWeights, Variant, pad_to_multiple, trim_to_lengths
 from codec_wrappers.layers.funcodec_seanet import seanet_decoder, seanet_encoder
 
 TRAINING_ONLY_PREFIXES = ("discriminator.", "mel_spec_transforms.")
@@ -290,12 +290,19 @@ def load_official_state_dict(model: FunCodecModel, checkpoint: Mapping[str, torc
 
 
 class FunCodecCodec(Codec):
-    """A FunCodec variant: ``resynthesize((B, 1, T), lengths) -> (B, 1, T)``; each item at its exact length."""
+    """A FunCodec variant: ``resynthesize((B, 1, T), lengths) -> (B, 1, T)``.
+
+    ``batch_mode = "exact"`` (default): each item runs at its exact length, as upstream, items of
+    equal length together. ``"padded"``: one forward of the batch zero-padded to a multiple of the
+    hop; faster on a GPU, but the RMS, GroupNorm statistics and item ends then see the padding
+    (record it if you use it). Set from ``variant.options["batch_mode"]`` or on the instance.
+    """
 
     def __init__(self, variant: Variant, weights: ResolvedWeights, model: FunCodecModel):
         super().__init__(variant, weights)
         self.model = model.eval()
         self.hop_length = model.config.hop_length
+        self.batch_mode = str(variant.options.get("batch_mode", "exact"))
 
     @property
     def device(self) -> torch.device:
@@ -304,10 +311,19 @@ class FunCodecCodec(Codec):
     def resynthesize(self, audio: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if audio.dim() != 3 or audio.shape[1] != 1 or lengths.shape != (audio.shape[0],):
             raise ValueError(f"expected audio (batch, 1, samples) and lengths (batch,), got {tuple(audio.shape)}, {tuple(lengths.shape)}")
+        if self.batch_mode not in ("exact", "padded"):
+            raise ValueError(f"batch_mode must be 'exact' or 'padded', got {self.batch_mode!r}")
         total = audio.shape[-1]
         out = torch.zeros(audio.shape, dtype=torch.float32, device=self.device)
         lens = [int(n) for n in lengths.tolist()]
         with torch.inference_mode():
+            if self.batch_mode == "padded":
+                x = audio.to(self.device, torch.float32)
+                valid = torch.arange(total, device=x.device)[None, :] < lengths.to(x.device)[:, None]
+                y = self.model(pad_to_multiple(x * valid[:, None, :], self.hop_length))["output"].float()
+                keep = min(total, y.shape[-1])
+                out[..., :keep] = y[..., :keep]
+                return trim_to_lengths(out, lengths, total)
             for n in sorted(set(lens)):
                 idx = [i for i, m in enumerate(lens) if m == n]
                 if n <= 0:

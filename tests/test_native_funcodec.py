@@ -178,3 +178,20 @@ def test_freq_config_yaml_group_ratios_change_shapes():
     with torch.inference_mode():
         y = model(x)["output"]
     assert y.shape == x.shape and torch.isfinite(y).all()
+
+
+def test_padded_batch_mode_runs_one_forward():
+    variant = get_variant("funcodec_16k_ds320_time")
+    codec = FunCodecCodec(variant, ResolvedWeights(kind="random", seed=0, source="random"), _random_model(_tiny()))
+    codec.batch_mode = "padded"
+    audio = 0.2 * torch.randn(2, 1, 900, generator=torch.Generator().manual_seed(2))
+    lengths = torch.tensor([900, 610])
+    calls = []
+    handle = codec.model.register_forward_hook(lambda m, a, o: calls.append(a[0].shape))
+    out = codec.resynthesize(audio, lengths)
+    handle.remove()
+    assert calls == [torch.Size([2, 1, 904])]  # one call, padded to a multiple of the hop (8)
+    assert out.shape == audio.shape and torch.isfinite(out).all() and out[1, :, 610:].abs().sum() == 0
+    codec.batch_mode = "fast"
+    with pytest.raises(ValueError, match="batch_mode"):
+        codec.resynthesize(audio, lengths)
