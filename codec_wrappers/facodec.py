@@ -313,7 +313,12 @@ def build_model(variant: Variant, weights: ResolvedWeights) -> FACodecModel:
     if model.config.hop_length != int(variant.options.get("hop_length", model.config.hop_length)):
         raise ValueError(f"{variant.id}: options hop_length does not match FACodec's {model.config.hop_length}")
     if weights.is_random:
-        model.load_state_dict(seeded_state_dict(model, weights.seed), strict=True)
+        state = seeded_state_dict(model, weights.seed)
+        # Unit weight-norm gains stack up to a pre-tanh std of ~10 (a clipped square wave); a small
+        # gain on the last conv keeps random-weight output in tanh's linear range, input-dependent.
+        last = f"decoder.model.{len(model.decoder.model) - 2}.weight_g"
+        state[last] = state[last] * 0.03
+        model.load_state_dict(state, strict=True)
         return model
     import os
 

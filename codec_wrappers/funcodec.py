@@ -27,6 +27,8 @@ RMS are taken over the whole utterance, so every item runs at its own exact leng
 length share a forward call); batched output equals one-by-one output. FreqCodec's ISTFT returns
 ``(2 * ceil(F / 2) - 1) * stft_hop`` samples for ``F = 1 + T // stft_hop`` STFT frames, up to
 ``stft_hop - 1`` fewer than the input (upstream returns the shorter signal); the missing tail is zeros.
+Clips of at most ``n_fft // 2`` samples (16 ms), which upstream's STFT rejects, are zero-padded to
+``n_fft // 2 + 1`` samples first.
 """
 from __future__ import annotations
 
@@ -329,8 +331,12 @@ class FunCodecCodec(Codec):
                 if n <= 0:
                     continue
                 x = audio[idx, :, :n].to(self.device, torch.float32)
+                if self.model.config.domain == "freq" and n <= self.model.config.n_fft // 2:
+                    # torch.stft's reflect padding needs more than n_fft // 2 samples (upstream fails)
+                    x = F.pad(x, (0, self.model.config.n_fft // 2 + 1 - n))
                 y = self.model(x)["output"].float()  # FreqCodec may return up to stft_hop-1 fewer samples
-                out[idx, :, : y.shape[-1]] = y
+                keep = min(n, y.shape[-1])
+                out[idx, :, :keep] = y[..., :keep]
         return trim_to_lengths(out, lengths, total)
 
 

@@ -195,3 +195,13 @@ def test_padded_batch_mode_runs_one_forward():
     codec.batch_mode = "fast"
     with pytest.raises(ValueError, match="batch_mode"):
         codec.resynthesize(audio, lengths)
+
+
+def test_freq_clips_shorter_than_the_stft_window():
+    variant = get_variant("funcodec_16k_ds320_freq")
+    codec = FunCodecCodec(variant, ResolvedWeights(kind="random", seed=0, source="random"), _random_model(_tiny("freq")))
+    audio = 0.2 * torch.randn(3, 1, 300, generator=torch.Generator().manual_seed(4))
+    lengths = torch.tensor([300, 100, 1])
+    out = codec.resynthesize(audio, lengths)
+    assert out.shape == audio.shape and torch.isfinite(out).all()
+    assert out[1, :, :100].abs().max() > 0 and out[1, :, 100:].abs().sum() == 0
