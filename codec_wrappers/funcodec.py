@@ -67,8 +67,9 @@ class FunCodecConfig:
     compress: int = 2
     lstm_layers: int = 2
     num_groups: int = 1  # GroupNorm groups ("time_group_norm")
-    conv_group_ratio: int = -1  # freq only: grouped convs (upstream conv_group_ratio / tr_conv_group_ratio)
-    tr_conv_group_ratio: int = -1
+    conv_group_ratio: int = -1  # freq only: grouped convs (upstream encoder_conf.conv_group_ratio)
+    decoder_conv_group_ratio: int = -1  # decoder_conf.conv_group_ratio (residual blocks)
+    tr_conv_group_ratio: int = -1  # decoder_conf.tr_conv_group_ratio (transposed convs)
     last_out_padding: tuple = ((0, 1), (0, 0))
     n_fft: int = 512
     stft_hop: int = 160
@@ -115,7 +116,8 @@ class FunCodecConfig:
             kernel_size=self.kernel_size, last_kernel_size=self.last_kernel_size,
             residual_kernel_size=self.residual_kernel_size, dilation_base=self.dilation_base,
             compress=self.compress, lstm_layers=self.lstm_layers, num_groups=self.num_groups,
-            n_residual_layers=self.n_residual_layers, conv_group_ratio=self.conv_group_ratio,
+            n_residual_layers=self.n_residual_layers,
+            conv_group_ratio=self.decoder_conv_group_ratio if decoder else self.conv_group_ratio,
             tr_conv_group_ratio=self.tr_conv_group_ratio, last_out_padding=self.last_out_padding, two_d=two_d,
         )
 
@@ -133,7 +135,7 @@ def config_from_options(options: Mapping[str, Any], sample_rate: int = 16000) ->
         if key in opts:
             kw[key] = tuple(tuple(r) if isinstance(r, (list, tuple)) else int(r) for r in opts[key])
     for key in ("bit_width", "codebook_size", "n_codebooks", "n_filters", "dimension", "lstm_layers", "n_fft",
-                "stft_hop", "conv_group_ratio", "tr_conv_group_ratio", "num_groups", "dilation_base", "use_scale"):
+                "stft_hop", "conv_group_ratio", "decoder_conv_group_ratio", "tr_conv_group_ratio", "num_groups", "dilation_base", "use_scale"):
         if key in opts:
             kw[key] = opts[key]
     cfg = replace(base, **kw)
@@ -155,8 +157,17 @@ def config_from_yaml(conf: Mapping[str, Any], bit_width: int | None = 16000, use
         raise ValueError(f"only the mag_phase FreqCodec is implemented, config has {model_conf.get('codec_domain')}")
     if enc.get("causal") or dec.get("causal"):
         raise ValueError("causal FunCodec configs are not implemented")
-    if enc.get("norm", "time_group_norm") != "time_group_norm":
-        raise ValueError(f"only norm 'time_group_norm' is implemented, config has {enc.get('norm')!r}")
+    for part in (enc, dec):
+        if part.get("norm", "time_group_norm") != "time_group_norm":
+            raise ValueError(f"only norm 'time_group_norm' is implemented, config has {part.get('norm')!r}")
+        if part.get("seq_model", "lstm") not in ("lstm", None, "none"):
+            raise ValueError(f"only an LSTM sequence model is implemented, config has {part.get('seq_model')!r}")
+    for key in ("n_filters", "seq_layer_num", "seq_model", "dilation_base", "compress", "kernel_size",
+                "residual_kernel_size", "last_kernel_size", "n_residual_layers", "ratios"):
+        if key in enc and key in dec and enc[key] != dec[key]:
+            raise ValueError(f"encoder_conf.{key}={enc[key]!r} differs from decoder_conf.{key}={dec[key]!r}: not supported")
+    if quant.get("codec_dim") not in (None, model_conf.get("odim", 128)):
+        raise ValueError(f"quantizer projections (codec_dim={quant['codec_dim']}) are not implemented")
     base = FunCodecConfig(**FREQ_DS320) if domain == "freq" else FunCodecConfig()
     ratios = enc.get("ratios", base.ratios)
     ratios = tuple(tuple(int(v) for v in r) if isinstance(r, (list, tuple)) else int(r) for r in ratios)
@@ -172,6 +183,7 @@ def config_from_yaml(conf: Mapping[str, Any], bit_width: int | None = 16000, use
         lstm_layers=int(enc.get("seq_layer_num", base.lstm_layers)) if enc.get("seq_model", "lstm") == "lstm" else 0,
         num_groups=int((enc.get("norm_params") or {}).get("num_groups", 1)),
         conv_group_ratio=int(enc.get("conv_group_ratio", -1)),
+        decoder_conv_group_ratio=int(dec.get("conv_group_ratio", -1)),
         tr_conv_group_ratio=int(dec.get("tr_conv_group_ratio", -1)),
         n_fft=int(domain_conf.get("n_fft", base.n_fft)), stft_hop=int(domain_conf.get("hop_length", base.stft_hop)),
         audio_normalize=bool(model_conf.get("audio_normalize", True)),

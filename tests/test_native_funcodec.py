@@ -167,13 +167,17 @@ def test_freq_config_yaml_group_ratios_change_shapes():
     conf = {"model": "freq_codec", "encoder": "encodec_seanet_encoder_2d",
             "encoder_conf": {"ratios": [[4, 1], [4, 1], [4, 2], [4, 1]], "n_filters": 8, "conv_group_ratio": 2,
                              "norm": "time_group_norm", "dilation_base": 1, "seq_layer_num": 1},
-            "decoder_conf": {"tr_conv_group_ratio": 2, "conv_group_ratio": 2},
+            "decoder_conf": {"tr_conv_group_ratio": 2, "conv_group_ratio": 1},
             "quantizer_conf": {"num_quantizers": 4, "codebook_size": 32}, "model_conf": {"odim": 16}}
     cfg = config_from_yaml(conf, bit_width=None)
-    assert (cfg.domain, cfg.conv_group_ratio, cfg.tr_conv_group_ratio, cfg.lstm_layers) == ("freq", 2, 2, 1)
+    assert (cfg.domain, cfg.conv_group_ratio, cfg.decoder_conv_group_ratio, cfg.tr_conv_group_ratio) == ("freq", 2, 1, 2)
     model = _random_model(cfg)
     sd = model.state_dict()
     assert sd["encoder.model.3.conv.conv.weight"].shape[1] == 8 // (8 // 2 // 2)  # grouped
+    assert sd["decoder.model.5.block.1.conv.conv.weight"].shape[1] == 64 // (32 // 2 // 1)  # decoder's own ratio
+    conf["encoder_conf"]["seq_model"] = "transformer"
+    with pytest.raises(ValueError, match="LSTM"):
+        config_from_yaml(conf)
     x = 0.1 * torch.randn(1, 1, 1280, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         y = model(x)["output"]
