@@ -33,7 +33,7 @@ Clips of at most ``n_fft // 2`` samples (16 ms), which upstream's STFT rejects, 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Any, Mapping
 
