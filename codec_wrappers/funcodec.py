@@ -23,8 +23,10 @@ Resynthesis follows ``Speech2Token(..., run_mod='inference')``: RMS normalisatio
 ``x / (1e-8 + rms)``, encoder, greedy RVQ over the first ``n_q`` codebooks where
 ``n_q = max(1, floor(bit_width / (log2(codebook_size) * sr / hop)))``, decoder, output times the RMS
 scale (``use_scale=True``, upstream's default), cut to the input length. GroupNorm statistics and the
-RMS are taken over the whole utterance, so every item runs at its own exact length (items of equal
-length share a forward call); batched output equals one-by-one output. FreqCodec's ISTFT returns
+RMS are taken over the whole utterance, so by default every item runs at its own exact length (items
+of equal length share a forward call); batched output equals one-by-one output. For GPUs,
+``batch_mode="masked"`` (time domain) runs the padded batch in one call with every layer honouring
+each item's length, equal to one-by-one up to float rounding (see :class:`FunCodecCodec`). FreqCodec's ISTFT returns
 ``(2 * ceil(F / 2) - 1) * stft_hop`` samples for ``F = 1 + T // stft_hop`` STFT frames, up to
 ``stft_hop - 1`` fewer than the input (upstream returns the shorter signal); the missing tail is zeros.
 Clips of at most ``n_fft // 2`` samples (16 ms), which upstream's STFT rejects, are zero-padded to
@@ -42,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from codec_wrappers.base import Codec, ResolvedWeights, Variant, pad_to_multiple, trim_to_lengths
-from codec_wrappers.layers.funcodec_seanet import seanet_decoder, seanet_encoder
+from codec_wrappers.layers.funcodec_seanet import LengthTooShort, seanet_decoder, seanet_encoder
 
 TRAINING_ONLY_PREFIXES = ("discriminator.", "mel_spec_transforms.")
 
@@ -272,6 +274,31 @@ class FunCodecModel(nn.Module):
             out = out * scale.view(-1, 1, 1)
         return out
 
+    def forward_masked(self, x: torch.Tensor, lengths: torch.Tensor, n_q: int | None = None) -> dict[str, torch.Tensor]:
+        """Time domain: a padded batch ``(B, 1, T)`` run as if each item ran alone at ``lengths (B,)``.
+
+        Per-item RMS, reflect padding at each item's end and GroupNorm statistics over its own
+        frames; equal to :meth:`forward` per item up to float rounding. Raises ``LengthTooShort``
+        for an item too short to reflect-pad at some layer, ``NotImplementedError`` for FreqCodec.
+        """
+        if self.config.domain != "time":
+            raise NotImplementedError("masked batching is implemented for the time-domain model only")
+        total = x.shape[-1]
+        valid = (torch.arange(total, device=x.device)[None, :] < lengths[:, None]).unsqueeze(1).to(x.dtype)
+        x = x * valid
+        scale = torch.ones(x.shape[0], 1, 1, dtype=x.dtype, device=x.device)
+        if self.config.audio_normalize:
+            scale = 1e-8 + (x.pow(2).sum(dim=2, keepdim=True) / lengths.view(-1, 1, 1).to(x.dtype)).sqrt()
+            x = x / scale
+        latent, frames = self.encoder.forward_masked(x, lengths)
+        codes, quantized = self.quantizer(latent, n_q or self.config.n_quantizers)
+        quantized = quantized * (torch.arange(quantized.shape[-1], device=x.device)[None, :] < frames[:, None]).unsqueeze(1)
+        out, _ = self.decoder.forward_masked(quantized, frames)
+        if self.config.use_scale:
+            out = out * scale
+        out = F.pad(out, (0, max(0, total - out.shape[-1])))[..., :total] * valid
+        return {"codes": codes, "frames": frames, "latent": latent, "quantized": quantized, "scale": scale, "output": out}
+
     def forward(self, x: torch.Tensor, n_q: int | None = None) -> dict[str, torch.Tensor]:
         latent, scale = self.encode(x)
         codes, quantized = self.quantizer(latent, n_q or self.config.n_quantizers)
@@ -307,7 +334,10 @@ class FunCodecCodec(Codec):
     """A FunCodec variant: ``resynthesize((B, 1, T), lengths) -> (B, 1, T)``.
 
     ``batch_mode = "exact"`` (default): each item runs at its exact length, as upstream, items of
-    equal length together. ``"padded"``: one forward of the batch zero-padded to a multiple of the
+    equal length together. ``"masked"`` (time domain; FreqCodec falls back to exact): one forward
+    of the padded batch in which every layer honours each item's own length (RMS, reflect padding,
+    GroupNorm statistics), equal to "exact" up to float rounding; the fast choice on a GPU; batches
+    with an item too short to reflect-pad (under ~1000 samples) fall back to exact. ``"padded"``: one forward of the batch zero-padded to a multiple of the
     hop; faster on a GPU, but the RMS, GroupNorm statistics and item ends then see the padding
     (record it if you use it). Set from ``variant.options["batch_mode"]`` or on the instance.
     """
@@ -325,12 +355,18 @@ class FunCodecCodec(Codec):
     def resynthesize(self, audio: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if audio.dim() != 3 or audio.shape[1] != 1 or lengths.shape != (audio.shape[0],):
             raise ValueError(f"expected audio (batch, 1, samples) and lengths (batch,), got {tuple(audio.shape)}, {tuple(lengths.shape)}")
-        if self.batch_mode not in ("exact", "padded"):
-            raise ValueError(f"batch_mode must be 'exact' or 'padded', got {self.batch_mode!r}")
+        if self.batch_mode not in ("exact", "masked", "padded"):
+            raise ValueError(f"batch_mode must be 'exact', 'masked' or 'padded', got {self.batch_mode!r}")
         total = audio.shape[-1]
         out = torch.zeros(audio.shape, dtype=torch.float32, device=self.device)
         lens = [int(n) for n in lengths.tolist()]
         with torch.inference_mode():
+            if self.batch_mode == "masked" and self.model.config.domain == "time" and min(lens) > 0:
+                try:
+                    y = self.model.forward_masked(audio.to(self.device, torch.float32), lengths.to(self.device))["output"]
+                    return trim_to_lengths(y.float(), lengths, total)
+                except LengthTooShort:
+                    pass  # an item too short for reflect padding somewhere: run items one length at a time
             if self.batch_mode == "padded":
                 x = audio.to(self.device, torch.float32)
                 valid = torch.arange(total, device=x.device)[None, :] < lengths.to(x.device)[:, None]

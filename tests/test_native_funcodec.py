@@ -209,3 +209,44 @@ def test_freq_clips_shorter_than_the_stft_window():
     out = codec.resynthesize(audio, lengths)
     assert out.shape == audio.shape and torch.isfinite(out).all()
     assert out[1, :, :100].abs().max() > 0 and out[1, :, 100:].abs().sum() == 0
+
+
+def test_masked_batch_mode_equals_exact():
+    """One forward for the whole batch with per-item RMS, reflect padding and GroupNorm statistics."""
+    variant = get_variant("funcodec_16k_ds320_time")
+    weights = ResolvedWeights(kind="random", seed=0, source="random")
+    model = _random_model(_tiny())
+    exact, masked = FunCodecCodec(variant, weights, model), FunCodecCodec(variant, weights, model)
+    masked.batch_mode = "masked"
+    g = torch.Generator().manual_seed(6)
+    lengths = torch.tensor([1001, 777, 485, 640])
+    audio = torch.zeros(4, 1, 1001)
+    for i, n in enumerate(lengths.tolist()):
+        audio[i, 0, :n] = 0.3 * torch.randn(n, generator=g)
+    audio[2, 0, 485:] = 0.4  # garbage past the item
+    calls = []
+    handle = model.encoder.register_forward_hook(lambda m, a, o: calls.append(1))
+    a, b = exact.resynthesize(audio, lengths), masked.resynthesize(audio, lengths)
+    handle.remove()
+    assert len(calls) == 4  # exact ran each length alone; masked used forward_masked (no encoder __call__)
+    torch.testing.assert_close(b, a, rtol=0, atol=1e-5 * float(a.abs().max()))
+    with torch.inference_mode():
+        batch = model.forward_masked(audio, lengths)
+        for i, n in enumerate(lengths.tolist()):
+            alone = model(audio[i : i + 1, :, :n])
+            assert torch.equal(batch["codes"][:, i, : int(batch["frames"][i])], alone["codes"][:, 0])
+    # an item too short to reflect-pad at the deepest layer: the batch falls back to exact
+    short = torch.tensor([1001, 5])
+    torch.testing.assert_close(masked.resynthesize(audio[:2], short), exact.resynthesize(audio[:2], short), rtol=0, atol=0)
+
+
+@needs_fixtures
+def test_masked_path_reproduces_the_fixture():
+    _, ref, filled = _reference("funcodec_16k_ds320_time")
+    model = FunCodecModel(FunCodecConfig()).eval()
+    load_official_state_dict(model, filled, "filled")
+    x = torch.from_numpy(ref["input"])
+    with torch.inference_mode():
+        out = model.forward_masked(x, torch.tensor([x.shape[-1]]))
+    np.testing.assert_array_equal(out["codes"].numpy(), ref["codes"][0])
+    assert np.abs(out["output"].numpy() - ref["output"]).max() <= 1e-4 * np.abs(ref["output"]).max()

@@ -44,6 +44,38 @@ def _reflect_pad(x: torch.Tensor, pads: Sequence[int]) -> torch.Tensor:
     return y[tuple(index)]
 
 
+class LengthTooShort(ValueError):
+    """An item is too short for reflect padding at some layer (masked batching falls back)."""
+
+
+def _frame_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
+    return (torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]).unsqueeze(1)
+
+
+def _masked_reflect_pad(x: torch.Tensor, lengths: torch.Tensor, left: int, rights: torch.Tensor) -> torch.Tensor:
+    """Reflect-pad each item of ``(B, C, T)`` at its own end ``lengths[b]``; zeros after ``left + n + right``."""
+    if bool((lengths <= torch.clamp(rights, min=left)).any()):
+        raise LengthTooShort("item too short for reflect padding")
+    size = int((left + lengths + rights).max())
+    j = torch.arange(size, device=x.device)[None, :] - left
+    n = lengths[:, None]
+    src = torch.where(j >= n, 2 * (n - 1) - j, j.abs()).clamp(0, x.shape[-1] - 1)
+    out = x.gather(2, src[:, None, :].expand(-1, x.shape[1], -1))
+    return out * (j < n + rights[:, None]).unsqueeze(1).to(x.dtype)
+
+
+def masked_group_norm(norm: nn.GroupNorm, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``GroupNorm(1, C)`` with statistics over each item's valid frames only; invalid frames -> 0."""
+    if norm.num_groups != 1:
+        raise NotImplementedError("masked GroupNorm supports one group")
+    mask = _frame_mask(lengths, x.shape[-1]).to(x.dtype)
+    count = (lengths * x.shape[1]).to(x.dtype).view(-1, 1, 1)
+    mean = (x * mask).sum(dim=(1, 2), keepdim=True) / count
+    var = (((x - mean) * mask) ** 2).sum(dim=(1, 2), keepdim=True) / count
+    y = (x - mean) / torch.sqrt(var + norm.eps) * norm.weight.view(1, -1, 1) + norm.bias.view(1, -1, 1)
+    return y * mask
+
+
 class _NormConv(nn.Module):
     """``conv`` then ``norm`` (GroupNorm): keys ``conv.weight/bias`` and ``norm.weight/bias``."""
 
@@ -81,6 +113,18 @@ class SConv1d(nn.Module):
         right = total // 2
         return self.conv(_reflect_pad(x, (total - right, right + extra)))
 
+    def forward_masked(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each item padded at its own length ``lengths (B,)``: returns ``(y, out_lengths)``."""
+        conv = self.conv.conv
+        k, s, d = conv.kernel_size[0], conv.stride[0], conv.dilation[0]
+        total = (k - 1) * d - (s - 1)
+        frames = torch.ceil((lengths - k + total).double() / s + 1).long()
+        extra = (frames - 1) * s + (k - total) - lengths
+        right = total // 2
+        padded = _masked_reflect_pad(x, lengths, total - right, right + extra)
+        out_len = (lengths + total + extra - d * (k - 1) - 1) // s + 1
+        return masked_group_norm(self.conv.norm, conv(padded), out_len), out_len
+
 
 class SConvTranspose1d(nn.Module):
     """ConvTranspose1d + GroupNorm, trimmed symmetrically: ``(B, C_in, T) -> (B, C_out, T * stride)``."""
@@ -95,6 +139,16 @@ class SConvTranspose1d(nn.Module):
         right = total // 2
         y = self.convtr(x)
         return y[..., total - right : y.shape[-1] - right]
+
+    def forward_masked(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        conv = self.convtr.convtr
+        total = conv.kernel_size[0] - conv.stride[0]
+        right = total // 2
+        x = x * _frame_mask(lengths, x.shape[-1]).to(x.dtype)  # frames past an item add nothing
+        y = masked_group_norm(self.convtr.norm, conv(x), lengths * conv.stride[0] + total)  # norm before trim
+        out_len = lengths * conv.stride[0]
+        y = y[..., total - right : y.shape[-1] - right]
+        return y * _frame_mask(out_len, y.shape[-1]).to(y.dtype), out_len
 
 
 class SConv2d(nn.Module):
@@ -179,6 +233,24 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.shortcut(x) + self.block(x)
+
+    def forward_masked(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y, _ = run_masked(self.block, x, lengths)
+        return self.shortcut.forward_masked(x, lengths)[0] + y, lengths
+
+
+def run_masked(layers: nn.Sequential, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run 1-D layers on a padded batch as if each item ``(B,)`` ran alone at its length (float rounding aside)."""
+    for layer in layers:
+        if hasattr(layer, "forward_masked"):
+            x, lengths = layer.forward_masked(x, lengths)
+        elif isinstance(layer, SLSTM):  # unidirectional: frames past an item never reach its own frames
+            x = layer(x) * _frame_mask(lengths, x.shape[-1]).to(x.dtype)
+        elif isinstance(layer, nn.ELU):
+            x = layer(x)  # ELU(0) = 0 keeps padded frames at zero
+        else:
+            raise NotImplementedError(f"no masked path for {type(layer).__name__}")
+    return x, lengths
 
 
 class _Squeeze(nn.Module):
@@ -265,3 +337,7 @@ class _Seq(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def forward_masked(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """1-D models only: ``(B, C, T)`` with valid lengths ``(B,)`` -> ``(y, out_lengths)``."""
+        return run_masked(self.model, x, lengths)
