@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codec_wrappers.base import BatchedCodec, ResolvedWeights, Variant
+from codec_wrappers.base import BatchedCodec, ResolvedWeights, Variant, trim_to_lengths
 from codec_wrappers.layers.facodec_blocks import Activation1d, ResidualUnit, WNConv1d, WNConvTranspose1d, WNLinear
 
 TRAINING_ONLY_PREFIXES = ("f0_predictor.", "phone_predictor.", "res_f0_predictor.", "res_phone_predictor.",
@@ -175,9 +175,9 @@ class _TimbreLayer(nn.Module):
         self.self_attn = nn.MultiheadAttention(dim, heads, batch_first=True)
         self.ffn = _FFN(dim, hidden, kernel)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         h = self.ln_1(x)
-        x = x + self.self_attn(query=h, key=h, value=h, key_padding_mask=None)[0]
+        x = x + self.self_attn(query=h, key=h, value=h, key_padding_mask=key_padding_mask)[0]
         return x + self.ffn(self.ln_2(x))
 
 
@@ -203,10 +203,11 @@ class TimbreEncoder(nn.Module):
                                     for _ in range(cfg.timbre_layers))
         self.last_ln = nn.LayerNorm(d)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``key_padding_mask (B, T)``: True at frames past an item (padded batches)."""
         x = x + self.position_emb.pe[:1]
         for layer in self.layers:
-            x = layer(x)
+            x = layer(x, key_padding_mask)
         return self.last_ln(x)
 
 
@@ -245,9 +246,13 @@ class FACodecDecoder(nn.Module):
             parts.append(residual)
         return post, torch.cat(codes, 0), parts
 
-    def speaker_embedding(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, D, T)`` encoder output -> timbre vector ``(B, D)``."""
-        return self.timbre_encoder(x.transpose(1, 2)).transpose(1, 2).mean(dim=2)
+    def speaker_embedding(self, x: torch.Tensor, frames: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, D, T)`` encoder output -> timbre vector ``(B, D)``; ``frames (B,)``: valid frames per item."""
+        if frames is None:
+            return self.timbre_encoder(x.transpose(1, 2)).transpose(1, 2).mean(dim=2)
+        pad = torch.arange(x.shape[-1], device=x.device)[None, :] >= frames.to(x.device)[:, None]
+        h = self.timbre_encoder(x.transpose(1, 2), pad).transpose(1, 2)
+        return (h * (~pad).unsqueeze(1).to(h.dtype)).sum(dim=2) / frames.to(h.dtype).view(-1, 1)
 
     def inference(self, post: torch.Tensor, spk: torch.Tensor) -> torch.Tensor:
         """``(B, D, T)``, ``(B, D)`` -> waveform ``(B, 1, T * hop)``."""
@@ -273,6 +278,54 @@ class FACodecModel(nn.Module):
                 "output": self.decoder.inference(post, spk)}
 
 
+class _ValidLengths:
+    """Each item's valid frames at any resolution of a batch padded per item to a hop multiple."""
+
+    def __init__(self, model: FACodecModel, own: torch.Tensor, total: int):
+        self.own, self.total, self.handles = own.to(torch.int64), int(total), []
+        self.acts = [m for m in model.modules() if isinstance(m, Activation1d)]
+        for m in self.acts:
+            m.valid_lengths = self
+        for m in model.modules():
+            if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d)):  # zero padding must see zeros past an item
+                self.handles.append(m.register_forward_pre_hook(self._mask_input))
+
+    def __call__(self, frames: int) -> torch.Tensor:
+        return self.own * frames // self.total
+
+    def _mask_input(self, module, args):
+        x = args[0]
+        keep = torch.arange(x.shape[-1], device=x.device)[None, :] < self(x.shape[-1]).to(x.device)[:, None]
+        return (x * keep.unsqueeze(1).to(x.dtype),) + tuple(args[1:])
+
+    def close(self) -> None:
+        for m in self.acts:
+            m.valid_lengths = None
+        for h in self.handles:
+            h.remove()
+
+
+def forward_masked(model: FACodecModel, x: torch.Tensor, own: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A batch ``(B, 1, T)`` whose items were each zero-padded to ``own (B,)`` samples (hop multiples), in
+    one call, as if each item ran alone: convs see zeros and replicate padding happens at each item's
+    end, attention and the timbre mean skip other items' padding. Equal to per-item runs up to float
+    rounding; ``output`` is zero past each item's ``own`` samples."""
+    if bool((own % model.config.hop_length).any()):
+        raise ValueError("masked FACodec batches need every item padded to a multiple of the hop")
+    valid = _ValidLengths(model, own, x.shape[-1])
+    try:
+        latent = model.encoder(x)
+        frames = valid(latent.shape[-1])
+        post, codes, _ = model.decoder.quantize(latent)
+        spk = model.decoder.speaker_embedding(latent, frames)
+        out = model.decoder.inference(post, spk)
+    finally:
+        valid.close()
+    keep = torch.arange(out.shape[-1], device=out.device)[None, :] < own.to(out.device)[:, None]
+    return {"codes": codes, "frames": frames, "latent": latent, "quantized": post, "spk_embs": spk,
+            "output": out * keep.unsqueeze(1).to(out.dtype)}
+
+
 def load_official_state_dicts(model: FACodecModel, encoder_sd: Mapping, decoder_sd: Mapping, source: str = "") -> None:
     """Load Amphion's two plain state dicts (encoder, decoder) strictly; predictors are dropped."""
     state = {f"encoder.{k}": v for k, v in encoder_sd.items()}
@@ -288,7 +341,13 @@ def load_official_state_dicts(model: FACodecModel, encoder_sd: Mapping, decoder_
 
 
 class FACodecCodec(BatchedCodec):
-    """FACodec; ``resynthesize((B, 1, T), lengths) -> (B, 1, T)``."""
+    """FACodec; ``resynthesize((B, 1, T), lengths) -> (B, 1, T)``.
+
+    ``batch_mode``: "exact" (default; items in groups of equal hop-padded length), "masked" (one
+    forward of the whole batch through :func:`forward_masked`, equal to exact up to float rounding:
+    the fast choice on a GPU) or "padded" (one plain forward; padding leaks into items' ends and
+    timbre). Set from ``variant.options["batch_mode"]`` or on the instance.
+    """
 
     padding_invariant = False
 
@@ -296,9 +355,25 @@ class FACodecCodec(BatchedCodec):
         super().__init__(variant, weights)
         self.model = model.eval()
         self.hop_length = model.config.hop_length
+        self.batch_mode = str(variant.options.get("batch_mode", "exact"))
 
     def _forward(self, audio: torch.Tensor) -> torch.Tensor:
         return self.model(audio)["output"]
+
+    def resynthesize(self, audio: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.batch_mode != "masked":
+            return super().resynthesize(audio, lengths)
+        if audio.dim() != 3 or audio.shape[1] != 1 or lengths.shape != (audio.shape[0],):
+            raise ValueError(f"expected audio (batch, 1, samples) and lengths (batch,), got {tuple(audio.shape)}")
+        total, hop = audio.shape[-1], self.hop_length
+        lengths = lengths.to(torch.int64).cpu()
+        own = (lengths.clamp(min=1) + hop - 1) // hop * hop
+        x = audio.to(self.device, torch.float32)
+        keep = torch.arange(total, device=x.device)[None, :] < lengths.to(x.device)[:, None]
+        x = F.pad(x * keep.unsqueeze(1), (0, max(0, int(own.max()) - total)))[..., : int(own.max())]
+        with torch.inference_mode():
+            out = forward_masked(self.model, x, own)["output"]
+        return trim_to_lengths(out.float(), lengths, total)
 
 
 def build_model(variant: Variant, weights: ResolvedWeights) -> FACodecModel:

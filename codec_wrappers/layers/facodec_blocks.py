@@ -104,8 +104,21 @@ class _Down(nn.Module):
         self.lowpass = _Filter(0.25, 0.3, kernel_size)
 
 
+def replicate_pad(x: torch.Tensor, left: int, right: int, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.pad(x, (left, right), 'replicate')``; with ``valid (B,)`` each item replicates its own last valid sample."""
+    if valid is None:
+        return F.pad(x, (left, right), mode="replicate")
+    j = torch.arange(x.shape[-1] + left + right, device=x.device)[None, :] - left
+    src = torch.minimum(j.clamp(min=0), (valid.to(x.device)[:, None] - 1).clamp(min=0))
+    return x.gather(2, src[:, None, :].expand(-1, x.shape[1], -1))
+
+
 class Activation1d(nn.Module):
-    """2x upsample -> SnakeBeta -> 2x downsample (replicate padding): ``(B, C, T) -> (B, C, T)``."""
+    """2x upsample -> SnakeBeta -> 2x downsample (replicate padding): ``(B, C, T) -> (B, C, T)``.
+
+    ``valid_lengths`` (set by a model for padded batches): a callable ``frames -> (B,)`` giving each
+    item's valid frames, so the replicate padding happens at each item's own end.
+    """
 
     def __init__(self, channels: int, kernel_size: int = 12):
         super().__init__()
@@ -113,15 +126,17 @@ class Activation1d(nn.Module):
         self.upsample = _Filter(0.25, 0.3, kernel_size)
         self.downsample = _Down(kernel_size)
         self.kernel_size = kernel_size
+        self.valid_lengths = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels, k = x.shape[1], self.kernel_size
+        valid = self.valid_lengths(x.shape[-1]) if self.valid_lengths is not None else None
         pad = k // 2 - 1
         cut_left, cut_right = pad * 2 + (k - 2) // 2, pad * 2 + (k - 1) // 2
-        up = F.pad(x, (pad, pad), mode="replicate")
+        up = replicate_pad(x, pad, pad, valid)
         up = 2 * F.conv_transpose1d(up, self.upsample.filter.expand(channels, -1, -1), stride=2, groups=channels)
         up = self.act(up[..., cut_left:-cut_right])
-        up = F.pad(up, (k // 2 - 1, k // 2), mode="replicate")
+        up = replicate_pad(up, k // 2 - 1, k // 2, None if valid is None else 2 * valid)
         return F.conv1d(up, self.downsample.lowpass.filter.expand(channels, -1, -1), stride=2, groups=channels)
 
 
