@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from codec_wrappers.base import BatchedCodec, ResolvedWeights, Variant
-from codec_wrappers.layers.facodec_blocks import WNConv1d, WNConvTranspose1d
+from codec_wrappers.layers.conv import WNConv1d, WNConvTranspose1d
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from codec_wrappers.base import BatchedCodec, ResolvedWeights, Variant, trim_to_lengths
-from codec_wrappers.layers.facodec_blocks import Activation1d, ResidualUnit, WNConv1d, WNConvTranspose1d, WNLinear
+from codec_wrappers.layers.conv import WNConv1d, WNConvTranspose1d
+from codec_wrappers.layers.facodec_blocks import Activation1d, ResidualUnit, WNLinear
 
 TRAINING_ONLY_PREFIXES = ("f0_predictor.", "phone_predictor.", "res_f0_predictor.", "res_phone_predictor.",
                           "x_timbre_predictor.", "content_f0_predictor.", "prosody_phone_predictor.")

@@ -1,13 +1,11 @@
 """AudioDec native implementation: shared reference fixture, official .pkl layout, lengths, batching."""
 from __future__ import annotations
 
-import importlib.util
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+
+from native_fixtures import assert_close_to_reference, expected_shapes, filled_state_dict, load_fixture, needs_fixtures
 
 from codec_wrappers.audiodec import (
     AudioDecCodec,
@@ -19,22 +17,13 @@ from codec_wrappers.audiodec import (
 from codec_wrappers.base import ResolvedWeights
 from codec_wrappers.catalog import get_variant
 
-FIXTURES = Path("/work/shared/ref/codecs")
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared/ref/codecs fixtures not present on this machine")
 VARIANT = "audiodec_24k_320d"
 ENC = "exp/autoencoder/symAD_libritts_24000_hop300/checkpoint-500000steps.pkl"
 VOC = "exp/vocoder/AudioDec_v1_symAD_libritts_24000_hop300_clean/checkpoint-500000steps.pkl"
 
 
 def _filled(meta):
-    spec = importlib.util.spec_from_file_location("ncst_ref_fixture", FIXTURES / "fixture.py")
-    fixture = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fixture)
-    out = {}
-    for part in ("encoder", "decoder"):
-        full = {k: torch.zeros(s, dtype=getattr(torch, dt)) for k, s, dt in meta["state_dict"][part]}
-        out[part] = fixture.fill_state_dict(full, seed=meta["fixture"]["fill_seed"])
-    return out
+    return {part: filled_state_dict(meta, part) for part in ("encoder", "decoder")}
 
 
 def _tiny() -> AudioDecConfig:
@@ -59,10 +48,9 @@ def _random(cfg: AudioDecConfig, seed: int = 0) -> AudioDecModel:
 def test_fixture_through_official_checkpoint_files(tmp_path):
     from codec_wrappers.registry import load_codec
 
-    meta = json.loads((FIXTURES / f"{VARIANT}.json").read_text())
-    ref = np.load(FIXTURES / f"{VARIANT}.npz")
-    expected = {f"autoencoder.{k}": tuple(s) for k, s, _ in meta["state_dict"]["encoder"]}
-    expected.update({f"vocoder.{k}": tuple(s) for k, s, _ in meta["state_dict"]["decoder"]})
+    meta, ref = load_fixture(VARIANT)
+    expected = {f"autoencoder.{k}": s for k, s in expected_shapes(meta, "encoder").items()}
+    expected.update({f"vocoder.{k}": s for k, s in expected_shapes(meta, "decoder").items()})
     assert {k: tuple(v.shape) for k, v in AudioDecModel().state_dict().items()} == expected
     sds = _filled(meta)
     for rel, sd in ((ENC, sds["encoder"]), (VOC, sds["decoder"])):
@@ -74,12 +62,10 @@ def test_fixture_through_official_checkpoint_files(tmp_path):
     with torch.inference_mode():
         out = codec.model(x)
     np.testing.assert_array_equal(out["codes"][:, 0].numpy(), ref["codes"])
-    tol = 1e-4 * np.abs(ref["output"]).max()
-    assert np.abs(out["output"].numpy() - ref["output"]).max() <= tol
+    assert_close_to_reference(out["output"], ref["output"])
     # through resynthesize, twice: the warm state is restored for every call
     for _ in range(2):
-        y = codec.resynthesize(x, torch.tensor([x.shape[-1]]))
-        assert np.abs(y.numpy() - ref["output"]).max() <= tol
+        assert_close_to_reference(codec.resynthesize(x, torch.tensor([x.shape[-1]])), ref["output"])
 
 
 def test_generator_state_dict_and_strict_loading():

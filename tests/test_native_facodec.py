@@ -1,16 +1,14 @@
 """FACodec native implementation: shared reference fixture, official file layout, lengths, batching."""
 from __future__ import annotations
 
-import importlib.util
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from codec_wrappers.base import ResolvedWeights
 from codec_wrappers.catalog import get_variant
+from native_fixtures import assert_close_to_reference, expected_shapes, filled_state_dict, load_fixture, needs_fixtures
+
 from codec_wrappers.facodec import (
     TRAINING_ONLY_PREFIXES,
     FACodecCodec,
@@ -19,25 +17,12 @@ from codec_wrappers.facodec import (
     load_official_state_dicts,
 )
 
-FIXTURES = Path("/work/shared/ref/codecs")
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared/ref/codecs fixtures not present on this machine")
 VARIANT = "facodec_16k"
-
-
-def _meta():
-    return json.loads((FIXTURES / f"{VARIANT}.json").read_text())
 
 
 def _filled(meta):
     """Each module's full upstream state dict (predictors included), filled as the fixture was."""
-    spec = importlib.util.spec_from_file_location("ncst_ref_fixture", FIXTURES / "fixture.py")
-    fixture = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fixture)
-    out = {}
-    for part in ("encoder", "decoder"):
-        full = {k: torch.zeros(s, dtype=getattr(torch, dt)) for k, s, dt in meta["state_dict"][part]}
-        out[part] = fixture.fill_state_dict(full, seed=meta["fixture"]["fill_seed"])
-    return out
+    return {part: filled_state_dict(meta, part) for part in ("encoder", "decoder")}
 
 
 def _tiny() -> FACodecConfig:
@@ -55,9 +40,9 @@ def _random(cfg: FACodecConfig, seed: int = 0) -> FACodecModel:
 
 @needs_fixtures
 def test_state_dict_matches_upstream_inference_keys():
-    meta = _meta()
-    expected = {f"encoder.{k}": tuple(s) for k, s, _ in meta["state_dict"]["encoder"]}
-    expected.update({f"decoder.{k}": tuple(s) for k, s, _ in meta["state_dict"]["decoder"]
+    meta, _ = load_fixture(VARIANT)
+    expected = {f"encoder.{k}": s for k, s in expected_shapes(meta, "encoder").items()}
+    expected.update({f"decoder.{k}": s for k, s in expected_shapes(meta, "decoder").items()
                      if not k.startswith(TRAINING_ONLY_PREFIXES)})
     assert {k: tuple(v.shape) for k, v in FACodecModel().state_dict().items()} == expected
 
@@ -67,8 +52,7 @@ def test_fixture_through_official_files(tmp_path):
     """Upstream-layout .bin files -> registry -> codes exact, waveform bit-level at upstream's 4 threads."""
     from codec_wrappers.registry import load_codec
 
-    meta = _meta()
-    ref = np.load(FIXTURES / f"{VARIANT}.npz")
+    meta, ref = load_fixture(VARIANT)
     sds = _filled(meta)
     # The 62.8 M-entry x_timbre head is dropped by name on loading; keep the test file small.
     for key in ("x_timbre_predictor.1.heads.0.weight", "x_timbre_predictor.1.heads.0.bias"):
@@ -87,9 +71,8 @@ def test_fixture_through_official_files(tmp_path):
     finally:
         torch.set_num_threads(threads)
     np.testing.assert_array_equal(out["codes"].numpy(), ref["codes"])
-    tol = 1e-4 * np.abs(ref["output"]).max()
-    assert np.abs(out["output"].numpy() - ref["output"]).max() <= tol
-    assert np.abs(resynth.numpy() - ref["output"]).max() <= tol
+    assert_close_to_reference(out["output"], ref["output"])
+    assert_close_to_reference(resynth, ref["output"])
     # a file of another architecture is refused, naming it
     sds["encoder"]["block.6.weight_v"] = sds["encoder"]["block.6.weight_v"][:128]
     torch.save(sds["encoder"], tmp_path / "ns3_facodec_encoder.bin")

@@ -1,10 +1,6 @@
 """FunCodec native implementation: shared reference fixtures, lengths, batching, checkpoints."""
 from __future__ import annotations
 
-import importlib.util
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -14,33 +10,22 @@ from codec_wrappers.base import ResolvedWeights
 from codec_wrappers.catalog import get_variant
 from codec_wrappers.funcodec import (
     FREQ_DS320,
+    FunCodecCodec,
     FunCodecConfig,
     FunCodecModel,
     config_from_options,
     config_from_yaml,
-    FunCodecCodec,
     load_official_state_dict,
 )
+from native_fixtures import assert_close_to_reference, expected_shapes, filled_state_dict, load_fixture, needs_fixtures
 
-FIXTURES = Path("/work/shared/ref/codecs")
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared/ref/codecs fixtures not present on this machine")
 VARIANTS = ["funcodec_16k_ds320_time", "funcodec_16k_ds320_freq"]
 
 
-def _fixture_module():
-    spec = importlib.util.spec_from_file_location("ncst_ref_fixture", FIXTURES / "fixture.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _reference(variant: str):
-    """(json, npz, filled upstream-layout state dict with every listed key)."""
-    meta = json.loads((FIXTURES / f"{variant}.json").read_text())
-    ref = np.load(FIXTURES / f"{variant}.npz")
-    full = {k: torch.zeros(shape, dtype=getattr(torch, dt)) for k, shape, dt in meta["state_dict"]}
-    filled = _fixture_module().fill_state_dict(full, seed=meta["fixture"]["fill_seed"])
-    return meta, ref, filled
+    """(json, npz arrays, filled upstream-layout state dict with every listed key)."""
+    meta, ref = load_fixture(variant)
+    return meta, ref, filled_state_dict(meta)
 
 
 def _fixture_config(variant: str) -> FunCodecConfig:
@@ -66,7 +51,7 @@ def _random_model(cfg: FunCodecConfig, seed: int = 0) -> FunCodecModel:
 def test_fixture_keys_codes_and_waveform(variant):
     meta, ref, filled = _reference(variant)
     model = FunCodecModel(_fixture_config(variant)).eval()
-    expected = {k: tuple(s) for k, s, _ in meta["state_dict"] if not k.startswith(("discriminator.", "mel_spec_transforms."))}
+    expected = {k: s for k, s in expected_shapes(meta).items() if not k.startswith(("discriminator.", "mel_spec_transforms."))}
     assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == expected
     load_official_state_dict(model, filled, "filled")  # drops the training-only keys, strict
     x = torch.from_numpy(ref["input"])
@@ -75,8 +60,7 @@ def test_fixture_keys_codes_and_waveform(variant):
             out = model(x, n_q)
             assert out["codes"].dtype == torch.int64
             np.testing.assert_array_equal(out["codes"].numpy(), ref[codes_key][0])
-            err = np.abs(out["output"].numpy() - ref[out_key]).max()
-            assert err <= 1e-4 * np.abs(ref[out_key]).max(), err
+            assert_close_to_reference(out["output"], ref[out_key])
 
 
 def test_bit_width_selects_quantizers_like_upstream():

@@ -1,8 +1,8 @@
-"""FACodec's building blocks: legacy weight-norm convs/linears and alias-free SnakeBeta activations.
+"""FACodec's building blocks: a legacy weight-norm linear and alias-free SnakeBeta activations.
 
 Names follow Amphion's ``models/codec/ns3_codec`` so that its checkpoints load with ``strict=True``:
-weight-normed layers keep the legacy ``weight_g`` / ``weight_v`` keys (``torch.nn.utils.weight_norm``,
-dim 0; the effective weight is ``torch._weight_norm(weight_v, weight_g, 0)``), and an
+weight-normed layers keep the legacy ``weight_g`` / ``weight_v`` keys (the convs come from the
+shared :mod:`codec_wrappers.layers.conv`; ``WNLinear`` here follows the same rule), and an
 ``Activation1d`` holds ``act.alpha``, ``act.beta``, ``upsample.filter`` and
 ``downsample.lowpass.filter`` (the two 12-tap Kaiser-sinc filters are buffers; checkpoint values are
 used as loaded, the constructor only computes them for freshly built models).
@@ -15,37 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from codec_wrappers.layers.conv import WNConv1d
+
 
 def _split_weight(module: nn.Module) -> None:
-    weight = module.weight
+    weight = module.weight.detach()
     del module.weight
-    dims = tuple(range(1, weight.dim()))
-    module.weight_g = nn.Parameter(weight.detach().norm(dim=dims, keepdim=True))
-    module.weight_v = nn.Parameter(weight.detach().clone())
-
-
-class WNConv1d(nn.Conv1d):
-    """``nn.Conv1d`` with legacy weight norm (keys ``weight_g``, ``weight_v``, ``bias``)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        _split_weight(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, torch._weight_norm(self.weight_v, self.weight_g, 0), self.bias)
-
-
-class WNConvTranspose1d(nn.ConvTranspose1d):
-    """``nn.ConvTranspose1d`` with legacy weight norm over dim 0 (the input-channel dim)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        _split_weight(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = torch._weight_norm(self.weight_v, self.weight_g, 0)
-        return F.conv_transpose1d(x, weight, self.bias, self.stride, self.padding, self.output_padding,
-                                  self.groups, self.dilation)
+    module.weight_g = nn.Parameter(torch.norm_except_dim(weight, 2, 0))
+    module.weight_v = nn.Parameter(weight.clone())
 
 
 class WNLinear(nn.Linear):
