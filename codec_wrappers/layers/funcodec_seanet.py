@@ -9,6 +9,10 @@ padding on the left, the 1-D conv on the right (both as upstream).
 
 Module indices inside ``model`` (a ``nn.Sequential``) follow upstream exactly, so that
 ``encoder.model.13.lstm.weight_ih_l0`` etc. load with ``strict=True``.
+
+Separate from the shared :mod:`codec_wrappers.layers.seanet` (weight-normed convs, 1-D only):
+FunCodec needs GroupNorm after every conv, the 2-D (frequency x time) variants, and a masked path
+(:func:`run_masked`) that runs a padded batch as if every item ran alone at its own length.
 """
 from __future__ import annotations
 
