@@ -6,7 +6,7 @@ Official checkpoint: Hugging Face ``amphion/naturalspeech3_facodec``, files
 (:func:`load_official_state_dicts`): encoder file key ``k`` -> ``encoder.k``; decoder file key ``k``
 -> ``decoder.k``, except the training-only predictors (``f0_predictor.*``, ``phone_predictor.*``,
 ``res_f0_predictor.*``, ``res_phone_predictor.*``, ``x_timbre_predictor.*`` and the optional
-``content_f0_predictor.*`` / ``prosody_phone_predictor.*``; ~70 M parameters the resynthesis never
+``content_f0_predictor.*`` / ``prosody_phone_predictor.*``; 73.5 M of the decoder's 98.1 M parameters; resynthesis never
 uses), which are dropped. Everything else loads with ``strict=True``; weight-normed layers keep the
 legacy ``weight_g`` / ``weight_v`` keys; filter and positional-table buffers are taken as loaded.
 
@@ -20,8 +20,9 @@ layer-normalised sum of the quantised parts before the conv decoder (tanh output
 Batching: upstream adds ``pe[:batch]`` of its positional table along the *batch* axis (it indexes a
 batch-first tensor by dim 0), so item ``b`` of a batch would get row ``b``. Upstream runs one file at
 a time, so every item here gets row 0, as it would alone. Items are zero-padded to a multiple of
-the 200-sample hop (upstream drops a partial last frame) and run in groups of equal padded length;
-the output is cut to the input length.
+the 200-sample hop (upstream drops a partial last frame) and run in groups of equal padded length
+(or, ``batch_mode="masked"``, in one masked forward: :func:`forward_masked`); the output is cut to
+the input length.
 """
 from __future__ import annotations
 
