@@ -6,8 +6,8 @@ Official checkpoint: Hugging Face ``amphion/naturalspeech3_facodec``, files
 (:func:`load_official_state_dicts`): encoder file key ``k`` -> ``encoder.k``; decoder file key ``k``
 -> ``decoder.k``, except the training-only predictors (``f0_predictor.*``, ``phone_predictor.*``,
 ``res_f0_predictor.*``, ``res_phone_predictor.*``, ``x_timbre_predictor.*`` and the optional
-``content_f0_predictor.*`` / ``prosody_phone_predictor.*``; 73.5 M of the decoder's 98.1 M parameters; resynthesis never
-uses), which are dropped. Everything else loads with ``strict=True``; weight-normed layers keep the
+``content_f0_predictor.*`` / ``prosody_phone_predictor.*``: 73.5 M of the decoder's 98.1 M
+parameters, never used by resynthesis), which are dropped. Everything else loads with ``strict=True``; weight-normed layers keep the
 legacy ``weight_g`` / ``weight_v`` keys; filter and positional-table buffers are taken as loaded.
 
 Resynthesis (Amphion README: ``enc_out = fa_encoder(wav)``; ``vq_post_emb, vq_id, _, quantized,
