@@ -257,7 +257,7 @@ class AudioDecModel(nn.Module):
         streams = self._streams(self)
         for m in streams.values():
             m.state = None
-        with torch.inference_mode():
+        with torch.no_grad():  # not inference_mode: the states must stay usable outside it
             zeros = torch.zeros(1, 1, self.config.warmup_samples, device=self.vocoder.mean.device)
             zq = self.autoencoder.lookup(self.autoencoder.quantize(self.autoencoder.encode(zeros)))
             self.vocoder(zq)
