@@ -1,0 +1,54 @@
+"""``ncst generate recipe.yaml``: resynthesise the recipe's sources through its codec variants.
+
+Only parses arguments and calls :func:`pipeline.generate.generate_from_recipe`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def generate(
+    recipe: Path = typer.Argument(..., help="recipe YAML with a 'generate:' section"),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="skip items already made (ok row, file, matching sha256)"),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: recipe's, else a local Ray)"),
+    executor: Optional[str] = typer.Option(None, "--executor", help="ray | local (default: the recipe's, else ray)"),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="only the first N usable source utterances"),
+    weights: Optional[str] = typer.Option(None, "--weights", help="override weights for every variant, e.g. random:0"),
+    node_ip: Optional[str] = typer.Option(None, "--node-ip", help="Ray node IP of this driver (e.g. 127.0.0.2)"),
+    temp_dir: Optional[str] = typer.Option(None, "--temp-dir", help="Ray temp dir when Ray is started here"),
+    num_cpus: Optional[int] = typer.Option(None, "--num-cpus", min=1, help="logical CPUs of a Ray started here"),
+) -> None:
+    """Make the fake audio and manifests of a recipe (resumable; prints a summary)."""
+    from pipeline.generate import GenerateError, generate_from_recipe
+    from pipeline.plan import PlanError
+    from pipeline.recipe import RecipeError
+
+    if executor is not None and executor not in ("ray", "local"):
+        raise typer.BadParameter("--executor must be ray or local", param_hint="--executor")
+    try:
+        recipe_obj = None
+        from pipeline.recipe import load_recipe
+
+        recipe_obj = load_recipe(recipe)
+        if recipe_obj.generate is None:
+            raise GenerateError(f"{recipe}: the recipe has no 'generate:' section")
+        if weights is not None:  # one override for every variant
+            from dataclasses import replace
+
+            gen = recipe_obj.generate
+            recipe_obj = replace(recipe_obj, generate=gen.replace(
+                weights=weights, variants=tuple(replace(v, weights=None) for v in gen.variants)))
+        summary = generate_from_recipe(recipe_obj, resume=resume, executor=executor, address=address, limit=limit,
+                                       node_ip=node_ip, temp_dir=temp_dir, num_cpus=num_cpus)
+    except (RecipeError, PlanError, GenerateError, FileNotFoundError) as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
+    if summary.done + summary.skipped == 0 and summary.planned:
+        typer.secho("error: no item succeeded", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+
+
+COMMANDS = [("generate", generate)]

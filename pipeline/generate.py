@@ -1,0 +1,570 @@
+"""Generation: plan -> resynthesis (Ray Data actor pools, or in-process) -> parquet manifests.
+
+Layout written under ``<output_dir>/dataset``::
+
+    audio/<variant>/<speaker>/<source_utt_id>.flac
+    manifests/shards/<time_ns>-<pid>-<n>.parquet   rows as they finish (resume state)
+    manifests/fake.parquet                         the merged fake manifest (kind "fake")
+    README.md                                      the dataset card
+
+How a run goes (:func:`run_generation`):
+
+1. plan every (usable source utterance x variant) item (:func:`pipeline.plan.make_plan`);
+2. with ``resume``, skip items whose newest shard row is ``ok``, whose file exists and hashes to
+   the recorded sha256, at the planned sample rate and with compatible weights;
+3. for each variant, run the rest through :class:`pipeline.predictor.Predictor`: on Ray, as one
+   Ray Data pipeline per variant (``from_arrow`` blocks of ``batch_size`` items sorted by length
+   -> optional decode stage -> actor pool -> optional write stage), or in-process
+   (``executor="local"``) over the same batches. The driver only sees manifest rows (never
+   audio) and appends them to a new parquet shard every ``shard_rows`` rows, atomically, so a
+   killed run loses at most one shard of rows (their files are simply redone);
+4. merge the shards (newest row per item wins), write ``fake.parquet`` and the card, compact the
+   shards into one, print a summary.
+
+Two drivers must not write the same dataset folder at the same time.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+
+from manifests import read_manifest, sha256_file, write_card, write_manifest
+from manifests.schema import COLUMN_NAMES
+from pipeline.plan import RESULT_COLUMNS, make_plan
+from pipeline.predictor import Predictor, decode_batch, write_batch
+from pipeline.recipe import GenerateConfig, Recipe, VariantSpec, load_recipe
+
+log = logging.getLogger(__name__)
+
+BATCH_COLUMNS = ("utt_id", "src_path", "out_path", "output_sample_rate", "codec_sample_rate")
+ENV_FORWARD = ("NCST_CATALOG_PATH", "NCST_WEIGHTS_DIR", "HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TORCH_HOME")
+
+
+class GenerateError(RuntimeError):
+    """Generation cannot start (unknown variant, codec family missing, weights missing...)."""
+
+
+# ----------------------------------------------------------------------------- summary
+@dataclass
+class VariantCounts:
+    planned: int = 0
+    skipped: int = 0
+    done: int = 0
+    failed: int = 0
+    audio_s: float = 0.0  # ok audio written by this run, seconds
+
+
+@dataclass
+class GenerateSummary:
+    """What a run did. ``done``/``failed``/``audio_s`` count this run only; ``skipped`` were resumed."""
+
+    dataset_dir: Path
+    manifest: Path
+    card: Path
+    executor: str
+    planned: int
+    skipped: int
+    done: int
+    failed: int
+    missing: int  # planned items with no row at all (a variant that could not run)
+    audio_s: float
+    total_ok: int  # ok rows in the merged manifest
+    total_audio_s: float
+    elapsed_s: float  # resynthesis phase, wall clock
+    per_variant: dict[str, VariantCounts] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)  # first few errors of this run
+
+    @property
+    def items_per_s(self) -> float:
+        return (self.done + self.failed) / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def audio_s_per_s(self) -> float:
+        """Audio seconds written per wall-clock second (x real time)."""
+        return self.audio_s / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def print_summary(summary: GenerateSummary, console: Any = None) -> None:
+    """A rich table per variant, totals, throughput and where things were written."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(soft_wrap=True)
+    table = Table(title=f"generation ({summary.executor})")
+    for name in ("variant", "planned", "skipped", "done", "failed", "audio min"):
+        table.add_column(name, justify="left" if name == "variant" else "right")
+    for vid, c in summary.per_variant.items():
+        table.add_row(vid, str(c.planned), str(c.skipped), str(c.done), str(c.failed), f"{c.audio_s / 60:.2f}")
+    table.add_row("[b]total", str(summary.planned), str(summary.skipped), str(summary.done), str(summary.failed),
+                  f"{summary.audio_s / 60:.2f}")
+    console.print(table)
+    console.print(
+        f"done {summary.done}, skipped {summary.skipped}, failed {summary.failed}, missing {summary.missing}; "
+        f"{summary.audio_s / 3600:.4f} audio-hours in {summary.elapsed_s:.1f} s: "
+        f"{summary.audio_s_per_s:.1f} audio-s/s (x real time), {summary.items_per_s:.2f} items/s",
+        highlight=False,
+    )
+    console.print(f"manifest: {summary.manifest} ({summary.total_ok} ok rows, {summary.total_audio_s / 3600:.4f} h)",
+                  markup=False, highlight=False)
+    if summary.errors:
+        console.print(f"[red]errors (first {len(summary.errors)}):[/red]")
+        for e in summary.errors:
+            console.print(f"  {e}", markup=False, highlight=False)
+
+
+# ----------------------------------------------------------------------------- shards
+def shards_dir(dataset_dir: Path) -> Path:
+    return Path(dataset_dir) / "manifests" / "shards"
+
+
+def read_shards(dataset_dir: Path) -> pd.DataFrame:
+    """Every shard row, oldest shard first; unreadable shards (a run killed mid-write) are skipped."""
+    frames = []
+    for path in sorted(shards_dir(dataset_dir).glob("*.parquet")):
+        try:
+            frames.append(read_manifest(path))
+        except Exception as exc:
+            log.warning("skipping unreadable shard %s (%s)", path, exc)
+    if not frames:
+        return pd.DataFrame(columns=list(COLUMN_NAMES))
+    return pd.concat(frames, ignore_index=True)
+
+
+def newest_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The last row of each ``utt_id`` (shards are read oldest first, rows in write order)."""
+    return rows.drop_duplicates("utt_id", keep="last").reset_index(drop=True)
+
+
+class ShardWriter:
+    """Turn result batches into manifest rows and append them as parquet shards of ``shard_rows``."""
+
+    def __init__(self, plan: pd.DataFrame, dataset_dir: Path, shard_rows: int):
+        self.plan = plan.set_index("utt_id", drop=False)
+        self.dataset_dir = Path(dataset_dir)
+        self.dir = shards_dir(dataset_dir)
+        self.shard_rows = int(shard_rows)
+        self.buffer: list[pd.DataFrame] = []
+        self.buffered = 0
+        self.written: list[Path] = []
+        self.seen: set[str] = set()
+        self.counts: dict[str, VariantCounts] = {}
+        self.errors: list[str] = []
+        self._seq = 0
+
+    def rows(self, result: Mapping[str, Any]) -> pd.DataFrame:
+        """Manifest rows for one result batch (:data:`pipeline.predictor.RESULT_KEYS` columns)."""
+        ids = [str(u) for u in result["utt_id"]]
+        base = self.plan.loc[ids, list(COLUMN_NAMES)].reset_index(drop=True).copy()
+        sr = np.asarray(result["sample_rate"], dtype=np.int64)
+        ns = np.asarray(result["num_samples"], dtype=np.int64)
+        base["sample_rate"] = pd.array([None if s < 0 else int(s) for s in sr], dtype="Int32")
+        base["num_samples"] = pd.array([None if s < 0 else int(s) for s in ns], dtype="Int64")
+        dur = np.asarray(result["duration_s"], dtype=np.float64)
+        base["duration_s"] = [None if math.isnan(d) else float(d) for d in dur]
+        base["sha256"] = [str(s) or None for s in result["sha256"]]
+        base["weights_id"] = [str(w) for w in result["weights_id"]]
+        base["status"] = [str(s) for s in result["status"]]
+        base["error"] = [str(e) for e in result["error"]]
+        base["created_at"] = pd.to_datetime(np.floor(np.asarray(result["created_at"], dtype=np.float64)), unit="s", utc=True)
+        return base
+
+    def add(self, result: Mapping[str, Any]) -> pd.DataFrame:
+        rows = self.rows(result)
+        for vid, status, dur, err in zip(rows["variant"], rows["status"], rows["duration_s"], rows["error"]):
+            c = self.counts.setdefault(vid, VariantCounts())
+            if status == "ok":
+                c.done += 1
+                c.audio_s += float(dur or 0.0)
+            else:
+                c.failed += 1
+                if len(self.errors) < 10:
+                    self.errors.append(err)
+        self.seen.update(rows["utt_id"])
+        self.buffer.append(rows)
+        self.buffered += len(rows)
+        if self.buffered >= self.shard_rows:
+            self.flush()
+        return rows
+
+    def flush(self) -> Path | None:
+        if not self.buffer:
+            return None
+        df = pd.concat(self.buffer, ignore_index=True)
+        self._seq += 1
+        path = self.dir / f"{time.time_ns():020d}-{os.getpid()}-{self._seq:06d}.parquet"
+        write_manifest(df, path, kind="fake", root=self.dataset_dir)
+        self.buffer, self.buffered = [], 0
+        self.written.append(path)
+        return path
+
+
+def compact_shards(dataset_dir: Path, rows: pd.DataFrame, old: list[Path]) -> Path:
+    """Write ``rows`` (newest per item) as one shard, then remove the ``old`` shards it replaces."""
+    path = shards_dir(dataset_dir) / f"{time.time_ns():020d}-{os.getpid()}-compact.parquet"
+    write_manifest(rows, path, kind="fake", root=dataset_dir)
+    for p in old:
+        if p != path:
+            p.unlink(missing_ok=True)
+    return path
+
+
+# ----------------------------------------------------------------------------- resume
+def _weights_compatible(row_weights: str, spec: str | None) -> bool:
+    """A row made with ``row_weights`` can stand for a run asking for weights ``spec``."""
+    if spec is not None and spec.startswith("random"):
+        return row_weights == spec
+    return not str(row_weights).startswith("random")
+
+
+def completed(plan: pd.DataFrame, existing: pd.DataFrame, weights: Mapping[str, str | None], jobs: int = 8) -> np.ndarray:
+    """Boolean mask over ``plan``: items already done (ok row, file present, sha256 matches,
+    planned sample rate, compatible weights). Files are hashed in ``jobs`` threads."""
+    if len(existing) == 0 or len(plan) == 0:
+        return np.zeros(len(plan), dtype=bool)
+    last = newest_rows(existing).set_index("utt_id")
+    cand = []
+    for i, (uid, vid, out_path, rate) in enumerate(zip(plan["utt_id"], plan["variant"], plan["out_path"], plan["output_sample_rate"])):
+        if uid not in last.index:
+            continue
+        row = last.loc[uid]
+        if row["status"] != "ok" or not row["sha256"] or pd.isna(row["sample_rate"]) or int(row["sample_rate"]) != int(rate):
+            continue
+        if not _weights_compatible(str(row["weights_id"]), weights.get(vid)):
+            continue
+        if row["path"] != plan["path"].iat[i]:
+            continue
+        cand.append((i, out_path, row["sha256"]))
+
+    def check(item) -> bool:
+        _, path, sha = item
+        try:
+            return os.path.isfile(path) and sha256_file(path) == sha
+        except OSError:
+            return False
+
+    mask = np.zeros(len(plan), dtype=bool)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for (i, _, _), ok in zip(cand, pool.map(check, cand)):
+            mask[i] = ok
+    return mask
+
+
+def remove_stale_temp_files(dataset_dir: Path) -> int:
+    """Delete ``.*.tmp`` files an interrupted atomic write left under ``audio/``; returns how many."""
+    n = 0
+    audio = Path(dataset_dir) / "audio"
+    if audio.is_dir():
+        for p in audio.rglob(".*.tmp"):
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
+# ----------------------------------------------------------------------------- executors
+def _batches(df: pd.DataFrame, batch_size: int) -> Iterator[dict]:
+    for start in range(0, len(df), batch_size):
+        chunk = df.iloc[start : start + batch_size]
+        yield {c: chunk[c].to_numpy() for c in BATCH_COLUMNS}
+
+
+def _predictor_kwargs(config: GenerateConfig, spec: VariantSpec, stages: str) -> dict:
+    return dict(
+        variant=spec.id,
+        weights=config.weights_for(spec),
+        device=config.device,
+        max_batch_seconds=config.max_batch_seconds,
+        stages=stages,
+        audio_format=config.audio_format,
+        seed=config.seed,
+    )
+
+
+def run_local(todo: pd.DataFrame, config: GenerateConfig, spec: VariantSpec, progress: Callable[[int], None] | None = None) -> Iterator[dict]:
+    """In-process executor: the same :class:`Predictor` over the same batches, no Ray."""
+    predictor = Predictor(**_predictor_kwargs(config, spec, "all"))
+    for batch in _batches(todo, config.batch_size_for(spec)):
+        out = predictor(batch)
+        if progress:
+            progress(len(out["utt_id"]))
+        yield out
+
+
+def split_io_for(config: GenerateConfig, spec: VariantSpec) -> bool:
+    """Decode and write in their own Ray stages? ``auto``: when the actors hold GPUs."""
+    return bool(spec.num_gpus > 0) if config.split_io == "auto" else bool(config.split_io)
+
+
+def actor_concurrency(spec: VariantSpec, resources: Mapping[str, float], split_io: bool) -> int | tuple[int, int]:
+    """Ray Data ``concurrency`` of a variant's actor pool.
+
+    Explicit values are kept. Otherwise an elastic pool ``(1, n)`` sized to the cluster's GPUs
+    (GPU actors) or to its CPUs minus what the input/output tasks need (one CPU, two with
+    ``split_io``), so that the pool can never hold every CPU its own input stage waits for.
+    """
+    if spec.concurrency is not None:
+        return spec.concurrency
+    if spec.num_gpus > 0:
+        n = int(resources.get("GPU", 0) // spec.num_gpus)
+    else:
+        reserve = 2 if split_io else 1
+        n = int(max(0.0, resources.get("CPU", 1) - reserve) // max(spec.num_cpus, 1e-9))
+    n = max(1, n)
+    return (1, n) if n > 1 else 1
+
+
+def init_ray(config: GenerateConfig, address: str | None = None) -> bool:
+    """Connect to ``address`` or start Ray on this machine; True when this call started it.
+
+    ``node_ip`` (None = Ray's default) is this driver's node address; ``num_cpus`` and
+    ``temp_dir`` apply to a Ray started here. Catalog/weights environment variables are
+    forwarded to the workers.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    env = {k: os.environ[k] for k in ENV_FORWARD if k in os.environ}
+    kwargs: dict[str, Any] = dict(runtime_env={"env_vars": env} if env else None, log_to_driver=True)
+    if config.node_ip:
+        kwargs["_node_ip_address"] = config.node_ip
+    address = address or config.address
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=config.num_cpus, include_dashboard=False, _temp_dir=config.temp_dir, **kwargs)
+    return True
+
+
+def run_ray(todo: pd.DataFrame, config: GenerateConfig, spec: VariantSpec, codec_rate: int) -> Iterator[dict]:
+    """One Ray Data pipeline for one variant; yields result batches (manifest columns, no audio)."""
+    import pyarrow as pa
+    import ray
+
+    bs = config.batch_size_for(spec)
+    split = split_io_for(config, spec)
+    tables = [
+        pa.table({c: todo[c].iloc[s : s + bs].to_numpy() for c in BATCH_COLUMNS}) for s in range(0, len(todo), bs)
+    ]
+    ds = ray.data.from_arrow(tables)
+    if split:
+        ds = ds.map_batches(decode_batch, fn_kwargs={"sample_rate": int(codec_rate)}, batch_format="numpy", batch_size=bs)
+    gpu = {"num_gpus": spec.num_gpus} if spec.num_gpus > 0 else {}
+    ds = ds.map_batches(
+        Predictor,
+        fn_constructor_kwargs=_predictor_kwargs(config, spec, "model" if split else "all"),
+        concurrency=actor_concurrency(spec, ray.cluster_resources(), split),
+        batch_size=bs,
+        num_cpus=spec.num_cpus,
+        batch_format="numpy",
+        **gpu,
+    )
+    if split:
+        ds = ds.map_batches(write_batch, fn_kwargs={"audio_format": config.audio_format}, batch_format="numpy", batch_size=bs)
+    yield from ds.iter_batches(batch_size=None, batch_format="numpy")
+
+
+# ----------------------------------------------------------------------------- the run
+def _preflight(config: GenerateConfig, check_weights: bool):
+    """Resolve every variant and check its family loads (and its weights, when local)."""
+    from codec_wrappers.catalog import get_variant
+    from codec_wrappers.registry import family_status, is_implemented
+    from codec_wrappers.weights import resolve_weights
+
+    variants, problems = [], []
+    for spec in config.variants:
+        try:
+            v = get_variant(spec.id)
+        except Exception as exc:
+            problems.append(f"{spec.id}: {exc}")
+            continue
+        if not is_implemented(v):
+            problems.append(f"{spec.id}: codec family {v.family!r} is {family_status(v)}")
+        elif check_weights:
+            try:
+                resolve_weights(v, config.weights_for(spec))
+            except Exception as exc:
+                problems.append(f"{spec.id}: {exc}")
+        variants.append(v)
+    if problems:
+        raise GenerateError("cannot generate:\n  " + "\n  ".join(problems))
+    return variants
+
+
+def run_generation(
+    config: GenerateConfig,
+    output_dir: str | os.PathLike,
+    *,
+    name: str = "ncst dataset",
+    resume: bool = True,
+    executor: str | None = None,
+    address: str | None = None,
+    limit: int | None = None,
+    console: Any = None,
+    quiet: bool = False,
+) -> GenerateSummary:
+    """Generate (or complete) the fake dataset of ``config`` under ``<output_dir>/dataset``.
+
+    Args:
+        config: the recipe's ``generate:`` section (:class:`pipeline.recipe.GenerateConfig`).
+        output_dir: the recipe's output folder.
+        name: dataset title (card).
+        resume: skip items already done (see :func:`completed`); False redoes every item.
+        executor: ``"ray"`` or ``"local"``; None = ``config.executor``.
+        address: Ray cluster address (overrides ``config.address``); None = a Ray started here.
+        limit: only the first ``limit`` usable source utterances (per variant).
+        console: a ``rich.console.Console`` for progress and the summary.
+        quiet: print nothing.
+    Returns:
+        :class:`GenerateSummary`; the manifest is ``summary.manifest``.
+    """
+    from rich.console import Console
+
+    console = console or Console(soft_wrap=True, quiet=quiet)
+    executor = executor or config.executor
+    if executor not in ("ray", "local"):
+        raise GenerateError(f"executor must be 'ray' or 'local', got {executor!r}")
+    address = address or config.address
+    dataset_dir = (Path(output_dir) / "dataset").resolve()
+    variants = _preflight(config, check_weights=not (executor == "ray" and address))
+    by_id = {v.id: v for v in variants}
+    plan = make_plan(config.sources, variants, dataset_dir, audio_format=config.audio_format,
+                     sample_rate=config.sample_rate, limit=limit)
+    skipped_src = plan.attrs.get("skipped", {})
+    if any(skipped_src.values()):
+        console.print(f"source rows not planned: {skipped_src['not_ok']} not ok, {skipped_src['fake']} not real audio",
+                      highlight=False)
+    shards_dir(dataset_dir).mkdir(parents=True, exist_ok=True)
+    old_shards = sorted(shards_dir(dataset_dir).glob("*.parquet"))
+    weights = {s.id: config.weights_for(s) for s in config.variants}
+    if resume:
+        done_mask = completed(plan, read_shards(dataset_dir), weights)
+    else:
+        done_mask = np.zeros(len(plan), dtype=bool)
+    removed = remove_stale_temp_files(dataset_dir)
+    if removed:
+        log.info("removed %d temporary files of an interrupted run", removed)
+    todo = plan[~done_mask]
+    writer = ShardWriter(plan, dataset_dir, config.shard_rows)
+    counts: dict[str, VariantCounts] = {}
+    for spec in config.variants:
+        in_plan = plan["variant"] == spec.id
+        counts[spec.id] = VariantCounts(planned=int(in_plan.sum()), skipped=int((in_plan & done_mask).sum()))
+    console.print(
+        f"{len(plan)} items planned ({len(plan) - len(todo)} already done), {len(todo)} to make "
+        f"with {len(config.variants)} variant(s) on {executor}",
+        highlight=False,
+    )
+
+    started_ray = False
+    if executor == "ray" and len(todo):
+        started_ray = init_ray(config, address)
+    t0 = time.perf_counter()
+    try:
+        for spec in config.variants:
+            part = todo[todo["variant"] == spec.id]
+            if not len(part):
+                continue
+            try:
+                if executor == "local":
+                    _run_local_with_progress(part, config, spec, writer, console)
+                else:
+                    for result in run_ray(part, config, spec, by_id[spec.id].sample_rate):
+                        writer.add(result)
+            except Exception as exc:  # a variant that cannot run: its unfinished items fail, others go on
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                log.exception("variant %s failed", spec.id)
+                left = part[~part["utt_id"].isin(writer.seen)]
+                msg = f"codec {spec.id} could not run: {type(exc).__name__}: {exc}"
+                n = len(left)
+                if n:
+                    writer.add({
+                        "utt_id": left["utt_id"].to_numpy(), "sample_rate": np.full(n, -1), "num_samples": np.full(n, -1),
+                        "duration_s": np.full(n, np.nan), "sha256": np.full(n, "", dtype=object),
+                        "weights_id": np.full(n, "", dtype=object), "status": np.full(n, "failed", dtype=object),
+                        "error": np.array([f"{p}: {msg}" for p in left["src_path"]], dtype=object),
+                        "created_at": np.full(n, time.time()),
+                    })
+        elapsed = time.perf_counter() - t0
+    finally:
+        writer.flush()
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+
+    # Merge: newest row per item; the manifest holds the plan's items, the compacted shard all.
+    all_rows = newest_rows(read_shards(dataset_dir))
+    merged = all_rows[all_rows["utt_id"].isin(set(plan["utt_id"]))]
+    order = {u: i for i, u in enumerate(plan["utt_id"])}
+    merged = merged.assign(_o=merged["utt_id"].map(order)).sort_values("_o").drop(columns="_o").reset_index(drop=True)
+    manifest = write_manifest(merged, dataset_dir / "manifests" / "fake.parquet", kind="fake", root=dataset_dir)
+    card = write_card(merged, dataset_dir, title=name)
+    compact_shards(dataset_dir, all_rows, old_shards + writer.written)
+
+    for vid, c in writer.counts.items():
+        counts[vid].done, counts[vid].failed, counts[vid].audio_s = c.done, c.failed, c.audio_s
+    ok = merged[merged["status"] == "ok"]
+    summary = GenerateSummary(
+        dataset_dir=dataset_dir,
+        manifest=manifest,
+        card=card,
+        executor=executor,
+        planned=len(plan),
+        skipped=int(done_mask.sum()),
+        done=sum(c.done for c in counts.values()),
+        failed=sum(c.failed for c in counts.values()),
+        missing=len(plan) - len(merged),
+        audio_s=sum(c.audio_s for c in counts.values()),
+        total_ok=len(ok),
+        total_audio_s=float(ok["duration_s"].fillna(0).sum()),
+        elapsed_s=elapsed,
+        per_variant=counts,
+        errors=writer.errors,
+    )
+    if not quiet:
+        print_summary(summary, console)
+    return summary
+
+
+def _run_local_with_progress(part: pd.DataFrame, config: GenerateConfig, spec: VariantSpec, writer: ShardWriter, console) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True, disable=console.quiet) as bar:
+        task = bar.add_task(spec.id, total=len(part))
+        for result in run_local(part, config, spec, progress=lambda n: bar.advance(task, n)):
+            writer.add(result)
+
+
+def generate_from_recipe(
+    recipe: str | os.PathLike | Recipe,
+    *,
+    resume: bool = True,
+    executor: str | None = None,
+    address: str | None = None,
+    limit: int | None = None,
+    console: Any = None,
+    quiet: bool = False,
+    **overrides: Any,
+) -> GenerateSummary:
+    """Run the ``generate:`` section of a recipe (what ``ncst generate recipe.yaml`` calls).
+
+    ``overrides`` replace :class:`GenerateConfig` fields (None values are ignored), e.g.
+    ``weights="random:0"``, ``node_ip="127.0.0.2"``, ``temp_dir=...``.
+    """
+    r = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    if r.generate is None:
+        raise GenerateError(f"{r.path}: the recipe has no 'generate:' section")
+    config = r.generate.replace(**overrides)
+    return run_generation(config, r.output_dir, name=r.name, resume=resume, executor=executor, address=address,
+                          limit=limit, console=console, quiet=quiet)

@@ -1,0 +1,287 @@
+"""Recipe files: what to generate, written once as YAML and re-run as often as needed.
+
+A recipe is a mapping with a ``name``, an ``output_dir`` (relative paths are taken from the recipe
+file's folder) and one section per stage. This module reads the top level and the ``generate:``
+section; ``protocol:``, ``train:`` and ``study:`` belong to their own stages and are ignored here.
+
+    name: demo
+    output_dir: ../runs/demo
+    generate:
+      sources: [../data/manifests/vctk.parquet]      # source manifests (relative to this file)
+      variants:
+        - encodec_24k_6kbps                           # a catalog id ...
+        - {id: mimi_24k_8q, batch_size: 64, num_gpus: 0.5, concurrency: [1, 4]}   # ... or a dict
+      weights: null          # null = official files; "random:<seed>" = seeded random (flagged)
+      audio_format: flac     # flac | wav
+      sample_rate: native    # "native" (the codec's rate) or an integer, e.g. 16000
+      seed: 0
+      batch_size: 16         # items per predictor call
+      max_batch_seconds: 320 # padded audio per forward pass (length bucketing)
+      split_io: auto         # decode / write in their own Ray stages: auto (= when GPUs) | true | false
+      shard_rows: 256        # manifest rows per parquet shard (resume granularity)
+      executor: ray          # ray | local (in-process, no Ray)
+      address: null          # Ray cluster address; null = start Ray on this machine
+      node_ip: null          # Ray node IP of the driver; null = Ray's default
+      num_cpus: null         # logical CPUs of a local Ray (null = the machine's)
+      temp_dir: null         # Ray temp dir of a local Ray (null = Ray's default)
+
+Every mistake raises :class:`RecipeError` naming the file, the key and what is wrong.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+AUDIO_FORMATS = ("flac", "wav")
+EXECUTORS = ("ray", "local")
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """One codec variant of a generate section and how its actor pool runs.
+
+    ``concurrency`` is Ray Data's: an int (fixed pool) or ``(min, max)`` (elastic pool); None
+    picks a pool that leaves at least one logical CPU for the input and output stages.
+    """
+
+    id: str
+    batch_size: int | None = None  # None: the section's batch_size
+    num_gpus: float = 0.0
+    num_cpus: float = 1.0
+    concurrency: int | tuple[int, int] | None = None
+    weights: str | None = None  # None: the section's weights
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            raise ValueError("variant id is empty")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"{self.id}: batch_size must be >= 1, got {self.batch_size}")
+        if self.num_gpus < 0 or self.num_cpus < 0:
+            raise ValueError(f"{self.id}: num_gpus and num_cpus must be >= 0")
+        if self.num_gpus == 0 and self.num_cpus == 0:
+            raise ValueError(f"{self.id}: an actor needs num_cpus > 0 or num_gpus > 0")
+        c = self.concurrency
+        if isinstance(c, tuple):
+            if len(c) != 2 or not 1 <= c[0] <= c[1]:
+                raise ValueError(f"{self.id}: concurrency (min, max) needs 1 <= min <= max, got {c}")
+        elif c is not None and c < 1:
+            raise ValueError(f"{self.id}: concurrency must be >= 1, got {c}")
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """The ``generate:`` section, with paths resolved. See the module docstring for each key."""
+
+    sources: tuple[Path, ...]
+    variants: tuple[VariantSpec, ...]
+    weights: str | None = None
+    audio_format: str = "flac"
+    sample_rate: str | int = "native"
+    seed: int = 0
+    batch_size: int = 16
+    max_batch_seconds: float = 320.0
+    split_io: str | bool = "auto"
+    shard_rows: int = 256
+    executor: str = "ray"
+    address: str | None = None
+    node_ip: str | None = None
+    num_cpus: int | None = None
+    temp_dir: str | None = None
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            raise ValueError("sources: at least one source manifest is needed")
+        if not self.variants:
+            raise ValueError("variants: at least one codec variant is needed")
+        ids = [v.id for v in self.variants]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"variants: listed more than once: {dup}")
+        if self.audio_format not in AUDIO_FORMATS:
+            raise ValueError(f"audio_format must be one of {AUDIO_FORMATS}, got {self.audio_format!r}")
+        if self.sample_rate != "native" and (isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int) or self.sample_rate <= 0):
+            raise ValueError(f"sample_rate must be 'native' or a positive integer, got {self.sample_rate!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_batch_seconds <= 0:
+            raise ValueError(f"max_batch_seconds must be > 0, got {self.max_batch_seconds}")
+        if self.split_io not in ("auto", True, False):
+            raise ValueError(f"split_io must be auto, true or false, got {self.split_io!r}")
+        if self.shard_rows < 1:
+            raise ValueError(f"shard_rows must be >= 1, got {self.shard_rows}")
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {EXECUTORS}, got {self.executor!r}")
+        if self.num_cpus is not None and self.num_cpus < 1:
+            raise ValueError(f"num_cpus must be >= 1 or null, got {self.num_cpus}")
+
+    def output_rate(self, codec_rate: int) -> int:
+        """Sample rate of the written files for a codec running at ``codec_rate``."""
+        return int(codec_rate) if self.sample_rate == "native" else int(self.sample_rate)
+
+    def weights_for(self, spec: VariantSpec) -> str | None:
+        """The weights spec of a variant: its own, else the section's (``random`` gets the seed)."""
+        w = spec.weights if spec.weights is not None else self.weights
+        if w is not None and str(w) == "random":
+            return f"random:{self.seed}"
+        return None if w is None else str(w)
+
+    def batch_size_for(self, spec: VariantSpec) -> int:
+        return spec.batch_size or self.batch_size
+
+    def replace(self, **changes: Any) -> "GenerateConfig":
+        """A copy with ``changes`` applied; ``None`` values are ignored (unset CLI flags)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A parsed recipe: its file, name, output folder, the generate section, and the raw mapping."""
+
+    path: Path
+    name: str
+    output_dir: Path
+    generate: GenerateConfig | None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def dataset_dir(self) -> Path:
+        """Where generation writes: ``<output_dir>/dataset`` (audio/, manifests/, README.md)."""
+        return self.output_dir / "dataset"
+
+
+GENERATE_KEYS = {
+    "sources", "variants", "weights", "audio_format", "sample_rate", "seed", "batch_size",
+    "max_batch_seconds", "split_io", "shard_rows", "executor", "address", "node_ip", "num_cpus",
+    "temp_dir", "device",
+}
+VARIANT_KEYS = {"id", "batch_size", "num_gpus", "num_cpus", "concurrency", "weights"}
+
+
+def _resolve(base: Path, p: Any) -> Path:
+    path = Path(os.path.expanduser(str(p)))
+    return (path if path.is_absolute() else base / path).resolve()
+
+
+def _number(where: str, key: str, value: Any, kind: type, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+        raise RecipeError(f"{where}: {key} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+    return kind(value)
+
+
+def _variant_spec(where: str, entry: Any) -> VariantSpec:
+    if isinstance(entry, str):
+        return VariantSpec(id=entry)
+    if not isinstance(entry, Mapping):
+        raise RecipeError(f"{where}: a variant is a catalog id or a mapping with 'id', got {entry!r}")
+    unknown = sorted(set(entry) - VARIANT_KEYS)
+    if unknown:
+        raise RecipeError(f"{where}: unknown key(s) {unknown} in variant {entry.get('id')!r}; known: {sorted(VARIANT_KEYS)}")
+    if not entry.get("id"):
+        raise RecipeError(f"{where}: variant entry {dict(entry)!r} needs an 'id'")
+    vid = str(entry["id"])
+    w = f"{where} {vid}"
+    conc = entry.get("concurrency")
+    if isinstance(conc, (list, tuple)):
+        if len(conc) != 2:
+            raise RecipeError(f"{w}: concurrency must be an integer or [min, max], got {conc!r}")
+        conc = (_number(w, "concurrency", conc[0], int), _number(w, "concurrency", conc[1], int))
+    elif conc is not None:
+        conc = _number(w, "concurrency", conc, int)
+    try:
+        return VariantSpec(
+            id=vid,
+            batch_size=_number(w, "batch_size", entry.get("batch_size"), int, allow_none=True),
+            num_gpus=_number(w, "num_gpus", entry.get("num_gpus", 0.0), float),
+            num_cpus=_number(w, "num_cpus", entry.get("num_cpus", 1.0), float),
+            concurrency=conc,
+            weights=None if entry.get("weights") is None else str(entry["weights"]),
+        )
+    except ValueError as exc:
+        raise RecipeError(f"{where}: {exc}") from None
+
+
+def parse_generate(section: Any, base: Path, where: str = "<recipe>") -> GenerateConfig:
+    """Validate a ``generate:`` mapping; relative source paths are taken from ``base``."""
+    w = f"{where}: generate"
+    if not isinstance(section, Mapping):
+        raise RecipeError(f"{w}: must be a mapping, got {type(section).__name__}")
+    unknown = sorted(set(section) - GENERATE_KEYS)
+    if unknown:
+        raise RecipeError(f"{w}: unknown key(s) {unknown}; known: {sorted(GENERATE_KEYS)}")
+    sources = section.get("sources")
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    if not isinstance(sources, list) or not sources:
+        raise RecipeError(f"{w}.sources: a non-empty list of source manifest paths is needed")
+    variants = section.get("variants")
+    if isinstance(variants, str):
+        variants = [variants]
+    if not isinstance(variants, list) or not variants:
+        raise RecipeError(f"{w}.variants: a non-empty list of variant ids (or mappings) is needed")
+    kwargs: dict[str, Any] = {
+        "sources": tuple(_resolve(base, s) for s in sources),
+        "variants": tuple(_variant_spec(f"{w}.variants", v) for v in variants),
+    }
+    for key in ("seed", "batch_size", "shard_rows"):
+        if key in section:
+            kwargs[key] = _number(w, key, section[key], int)
+    if "num_cpus" in section:
+        kwargs["num_cpus"] = _number(w, "num_cpus", section["num_cpus"], int, allow_none=True)
+    if "max_batch_seconds" in section:
+        kwargs["max_batch_seconds"] = _number(w, "max_batch_seconds", section["max_batch_seconds"], float)
+    if "sample_rate" in section:
+        sr = section["sample_rate"]
+        kwargs["sample_rate"] = sr if sr == "native" else _number(w, "sample_rate", sr, int)
+    for key in ("weights", "address", "node_ip", "temp_dir"):
+        if section.get(key) is not None:
+            kwargs[key] = str(section[key])
+    if "audio_format" in section:
+        kwargs["audio_format"] = str(section["audio_format"]).lower()
+    for key in ("executor", "device"):
+        if key in section:
+            kwargs[key] = str(section[key])
+    if "split_io" in section:
+        kwargs["split_io"] = section["split_io"]
+    try:
+        return GenerateConfig(**kwargs)
+    except ValueError as exc:
+        raise RecipeError(f"{w}: {exc}") from None
+
+
+def load_recipe(path: str | os.PathLike) -> Recipe:
+    """Read a recipe YAML: top level (``name``, ``output_dir``) and the ``generate:`` section.
+
+    ``recipe.generate`` is None when the recipe has no ``generate:`` section.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, Mapping):
+        raise RecipeError(f"{path}: a recipe must be a mapping, got {type(data).__name__}")
+    base = path.resolve().parent
+    name = data.get("name") or path.stem
+    if not isinstance(name, str):
+        raise RecipeError(f"{path}: name must be a string, got {name!r}")
+    out = data.get("output_dir")
+    if out is None:
+        raise RecipeError(f"{path}: output_dir is missing (a folder, relative to the recipe file)")
+    if not isinstance(out, (str, os.PathLike)):
+        raise RecipeError(f"{path}: output_dir must be a path, got {out!r}")
+    gen = data.get("generate")
+    config = parse_generate(gen, base, where=str(path)) if gen is not None else None
+    return Recipe(path=path.resolve(), name=name, output_dir=_resolve(base, out), generate=config, raw=data)
