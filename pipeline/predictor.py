@@ -215,7 +215,7 @@ class Predictor:
         self.max_samples = max(1, int(max_batch_seconds * self.sample_rate))
         self.stages = stages
         self.audio_format = audio_format
-        self.forward_calls = 0  # padded forward passes run (for benchmarks)
+        self.forward_calls = 0  # padded forward passes tried (for tests and benchmarks)
 
     # ------------------------------------------------------------------ model stage
     def _forward(self, items: list[np.ndarray]) -> list[np.ndarray]:
@@ -227,9 +227,9 @@ class Predictor:
         audio = np.zeros((len(items), 1, total), dtype=np.float32)
         for j, x in enumerate(items):
             audio[j, 0, : len(x)] = x
+        self.forward_calls += 1
         with torch.inference_mode():
             out = self.codec.resynthesize(torch.from_numpy(audio), torch.tensor(lengths, dtype=torch.int64))
-        self.forward_calls += 1
         if tuple(out.shape) != (len(items), 1, total):
             raise RuntimeError(f"codec returned shape {tuple(out.shape)}, expected {(len(items), 1, total)}")
         out = out.detach().float().cpu().numpy()
