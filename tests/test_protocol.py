@@ -1,0 +1,304 @@
+"""Protocol builder: splits, inheritance of splits by fakes, robustness sets, counts of Table 1.
+
+No audio is read: manifests are built in memory (or written as parquet) with made-up paths.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from codec_wrappers.catalog import get_variant
+from manifests import external_spoof_row, read_manifest, real_row, to_frame, write_manifest
+from pipeline.plan import codec_fields, item_id
+from pipeline.protocol import (
+    DiffSource,
+    ProtocolConfig,
+    ProtocolError,
+    SourceSet,
+    build_protocol,
+    load_protocol_config,
+    split_reals,
+)
+
+ID_VARIANTS = ("mimi_24k_8q", "speechtokenizer_16k", "funcodec_16k_ds320_time", "encodec_24k_6kbps", "facodec_16k", "snac_24k")
+OOD_VARIANTS = ("wavtokenizer_24k_75tps", "hificodec_24k_320d", "dac_44k", "audiodec_24k_320d", "soundstream_16k_4kbps")
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+def reals(corpus: str, speakers: int, per_speaker: int, root: str | None = "/data") -> pd.DataFrame:
+    """A source manifest of ``speakers x per_speaker`` bona fide rows (paths under ``root``)."""
+    rows = []
+    for s in range(speakers):
+        spk = f"{corpus[:2]}{s:03d}"
+        for u in range(per_speaker):
+            uid = f"{corpus}-{spk}-{u:04d}"
+            rows.append(real_row(utt_id=uid, corpus=corpus, speaker=spk, language="en" if corpus == "vctk" else "zh",
+                                 path=f"{corpus}/{spk}/{uid}.flac" if root is None else f"{root}/{corpus}/{spk}/{uid}.flac",
+                                 sample_rate=16000, num_samples=32000, duration_s=2.0))
+    df = to_frame(rows)
+    df.attrs["path"] = f"<{corpus} frame>"
+    return df
+
+
+def fakes_of(src: pd.DataFrame, variants, *, label: int | None = None, status: str = "ok") -> pd.DataFrame:
+    """Fake rows (one per source row x variant) with the fields the generation engine writes."""
+    parts = []
+    for vid in variants:
+        v = get_variant(vid)
+        part = src.copy()
+        part["source_utt_id"] = src["utt_id"]
+        part["utt_id"] = [item_id(vid, u) for u in src["utt_id"]]
+        part["path"] = [f"/gen/audio/{vid}/{u}.flac" for u in src["utt_id"]]
+        for k, val in codec_fields(v).items():
+            part[k] = val
+        if label is not None:
+            part["label"] = label
+        part["weights_id"] = "random:0"
+        part["status"] = status
+        part["error"] = "" if status == "ok" else "boom"
+        parts.append(part)
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs["path"] = "<fake frame>"
+    return out
+
+
+def small_config(**kw) -> ProtocolConfig:
+    src = [reals("vctk", 4, 10), reals("aishell3", 4, 10)]
+    fakes = fakes_of(pd.concat(src, ignore_index=True), ID_VARIANTS[:2] + OOD_VARIANTS[:1])
+    base = dict(real=tuple(src), fakes=(fakes,), sizes={"train": 20, "dev": 6, "eval": 10}, seed=3,
+                id_variants=ID_VARIANTS[:2], ood_variants=OOD_VARIANTS[:1])
+    base.update(kw)
+    return ProtocolConfig(**base)
+
+
+# ----------------------------------------------------------------------------- Table 1 counts
+
+
+def test_counts_scale_to_table1():
+    """24228 reals split 10000/1000/13228 with 6 ID + 5 OOD codecs give the paper's Table 1."""
+    vctk, aishell = reals("vctk", 12, 1010), reals("aishell3", 12, 1009)  # 12120 + 12108 = 24228
+    src = pd.concat([vctk, aishell], ignore_index=True)
+    assert len(src) == 24228
+    fakes = fakes_of(src, ID_VARIANTS + OOD_VARIANTS)  # every codec over every real (OOD ones over train too)
+    cfg = ProtocolConfig(real=(vctk, aishell), fakes=(fakes,), sizes={"train": 10000, "dev": 1000, "eval": 13228},
+                         seed=688, balance="proportional")
+    out = build_protocol(cfg, "/nonexistent-not-written", write=False)
+    assert {k: len(v) for k, v in out.items()} == {"train": 70000, "dev": 7000, "eval_id": 92596, "eval_ood": 66140}
+    tr = out["train"]
+    assert (tr["label"] == 0).sum() == 10000 and tr["label"].value_counts().to_dict() == {i: 10000 for i in range(7)}
+    assert set(out["eval_ood"]["label"]) == {7, 8, 9, 10, 11} and not (out["eval_ood"]["label"] == 0).any()
+    assert out["eval_ood"]["source_utt_id"].isin(out["eval_id"]["utt_id"]).all()
+    # proportional balance: each corpus's share of each split follows its size
+    assert tr[tr["label"] == 0]["corpus"].value_counts().to_dict() == {"vctk": 5002, "aishell3": 4998}
+
+
+def test_equal_balance_and_shortfall():
+    src = [reals("vctk", 5, 20), reals("aishell3", 2, 10)]  # 100 + 20
+    cfg = ProtocolConfig(real=tuple(src), sizes={"train": 20, "dev": 4, "eval": 8})
+    split = split_reals(pd.concat(src, ignore_index=True), cfg)
+    per = pd.DataFrame({"split": split, "corpus": [u.split("-")[0] for u in split.index]})
+    assert per.groupby(["corpus", "split"]).size().to_dict() == {
+        ("aishell3", "dev"): 2, ("aishell3", "eval"): 4, ("aishell3", "train"): 10,
+        ("vctk", "dev"): 2, ("vctk", "eval"): 4, ("vctk", "train"): 10}
+    too_big = ProtocolConfig(real=tuple(src), sizes={"train": 40, "dev": 4, "eval": 8})
+    with pytest.raises(ProtocolError, match="aishell3.*20 usable.*shortfall"):
+        split_reals(pd.concat(src, ignore_index=True), too_big)
+    scaled = ProtocolConfig(real=tuple(src), sizes={"train": 40, "dev": 4, "eval": 8}, shortfall="scale")
+    got = split_reals(pd.concat(src, ignore_index=True), scaled)
+    assert (got.index.str.startswith("aishell3")).sum() <= 20
+
+
+# ----------------------------------------------------------------------------- splits
+
+
+def test_splits_disjoint_deterministic_and_inherited():
+    cfg = small_config()
+    a = build_protocol(cfg, "/x", write=False)
+    real_ids = {s: set(a[s].loc[a[s]["label"] == 0, "utt_id"]) for s in ("train", "dev", "eval_id")}
+    assert [len(real_ids[s]) for s in ("train", "dev", "eval_id")] == [20, 6, 10]
+    assert not (real_ids["train"] & real_ids["dev"]) and not (real_ids["train"] & real_ids["eval_id"])
+    assert not (real_ids["dev"] & real_ids["eval_id"])
+    for s in ("train", "dev", "eval_id"):  # every fake sits in the split of its source
+        fk = a[s][a[s]["label"] != 0]
+        assert fk["source_utt_id"].isin(real_ids[s]).all() and len(fk) == 2 * len(real_ids[s])
+    assert set(a["eval_ood"]["source_utt_id"]) == real_ids["eval_id"]
+    # fakes of reals left out of every split (80 reals, 36 used) are excluded
+    assert sum(len(df) for df in a.values()) == 36 * 3 + 10
+    # same seed, shuffled input order -> same protocol; another seed -> another split
+    shuffled = tuple(df.sample(frac=1, random_state=1) for df in cfg.real)
+    b = build_protocol(small_config(real=shuffled), "/x", write=False)
+    for s in a:
+        pd.testing.assert_frame_equal(a[s], b[s])
+    c = build_protocol(small_config(seed=4), "/x", write=False)
+    assert set(c["eval_id"]["utt_id"]) != set(a["eval_id"]["utt_id"])
+
+
+def test_speaker_disjoint():
+    src = (reals("vctk", 10, 6), reals("aishell3", 10, 6))
+    cfg = small_config(real=src, speaker_disjoint=True, sizes={"train": 40, "dev": 10, "eval": 20})
+    out = build_protocol(cfg, "/x", write=False)
+    spk = {s: set(zip(out[s]["corpus"], out[s]["speaker"])) for s in ("train", "dev", "eval_id")}
+    assert not (spk["train"] & spk["dev"]) and not (spk["train"] & spk["eval_id"]) and not (spk["dev"] & spk["eval_id"])
+    assert [int((out[s]["label"] == 0).sum()) for s in ("train", "dev", "eval_id")] == [40, 10, 20]
+    blank = reals("vctk", 2, 5)
+    blank["speaker"] = ""
+    with pytest.raises(ProtocolError, match="no speaker"):
+        build_protocol(small_config(real=(blank,), speaker_disjoint=True, sizes={"train": 0.5, "dev": 0.2, "eval": 0.3}), "/x", write=False)
+
+
+def test_fractions():
+    out = build_protocol(small_config(sizes={"train": 0.5, "dev": 0.2, "eval": 0.3}), "/x", write=False)
+    assert [int((out[s]["label"] == 0).sum()) for s in ("train", "dev", "eval_id")] == [40, 16, 24]
+
+
+# ----------------------------------------------------------------------------- columns and robustness sets
+
+
+def test_columns_carried_and_paths_absolute(tmp_path):
+    """From parquet files with relative paths: paths come out absolute, labels/taxonomy unchanged."""
+    src = reals("vctk", 3, 6, root=None)
+    write_manifest(src, tmp_path / "vctk.parquet", root=tmp_path / "corpus")
+    fk = fakes_of(src, ("mimi_24k_8q", "wavtokenizer_24k_75tps"))
+    fk["path"] = [p.replace("/gen/", "") for p in fk["path"]]
+    write_manifest(fk, tmp_path / "run" / "dataset" / "manifests" / "fake.parquet", root=tmp_path / "run" / "dataset")
+    cfg = ProtocolConfig(real=(tmp_path / "vctk.parquet",), sizes={"train": 8, "dev": 4, "eval": 6})
+    out = build_protocol(cfg, tmp_path / "run")  # default fake manifest under the run folder
+    tr = out["train"]
+    assert tr["path"].map(lambda p: Path(p).is_absolute()).all()
+    real_paths = tr.loc[tr["label"] == 0, "path"]
+    assert real_paths.str.startswith(str((tmp_path / "corpus").resolve())).all()
+    mimi = tr[tr["variant"] == "mimi_24k_8q"]
+    assert mimi["path"].str.startswith(str((tmp_path / "run" / "dataset" / "audio").resolve())).all()
+    assert (mimi[["label", "label_name", "vq", "aux", "decoder", "domain", "codec"]].drop_duplicates().values.tolist()
+            == [[1, "Mimi", "MVQ", "semantic", "time", "id", "Mimi"]])
+    ood = out["eval_ood"]
+    assert set(ood["condition"]) == {"WavTokenizer"} and set(ood[["vq", "decoder"]].itertuples(index=False)) == {("SVQ", "frequency")}
+    # written files: kind protocol, subset/condition columns, summary counts
+    back = read_manifest(tmp_path / "run" / "protocol" / "train.parquet", validate=True)
+    assert back.attrs["kind"] == "protocol" and set(back["subset"]) == {"train"}
+    summary = pd.read_csv(tmp_path / "run" / "protocol" / "summary.csv")
+    assert summary.loc[(summary["subset"] == "eval_ood") & (summary["label"] == 7), "rows"].tolist() == [6]
+    assert summary.groupby("subset")["rows"].sum().to_dict() == {k: len(v) for k, v in out.items()}
+
+
+def test_diff_config_labels_c3_c4():
+    src = [reals("vctk", 4, 10)]
+    confs = ("funcodec_16k_ds640_3kbps", "funcodec_16k_ds320_libritts", "encodec_24k_3kbps", "encodec_24k_24kbps")
+    fk = fakes_of(src[0], ID_VARIANTS[:1] + confs + ("wavtokenizer_24k_40tps",))
+    cfg = ProtocolConfig(real=tuple(src), fakes=(fk,), sizes={"train": 20, "dev": 5, "eval": 10}, id_variants=ID_VARIANTS[:1])
+    out = build_protocol(cfg, "/x", write=False)  # diff_config / ood_config from the catalog roles
+    dc = out["diff_config"]
+    assert dc.groupby("condition")["label"].unique().map(list).to_dict() == {"C3-1": [3], "C3-4": [3], "C4-1": [4], "C4-3": [4]}
+    assert dc["source_utt_id"].isin(out["eval_id"]["utt_id"]).all() and len(dc) == 40
+    assert set(out["ood_config"]["condition"]) == {"wavtokenizer_small40"} and set(out["ood_config"]["label"]) == {7}
+    # The anchor's slip (C3-x labelled 4) is caught, naming the variant.
+    bad = fakes_of(src[0], ("funcodec_16k_ds640_6kbps",), label=4)
+    cfg_bad = ProtocolConfig(real=tuple(src), fakes=(fk, bad), sizes={"train": 20, "dev": 5, "eval": 10},
+                             id_variants=ID_VARIANTS[:1], diff_config={"funcodec_16k_ds640_6kbps": ""})
+    with pytest.raises(ProtocolError, match="funcodec_16k_ds640_6kbps.*label 4"):
+        build_protocol(cfg_bad, "/x", write=False)
+    # A variant the catalog does not know gets its condition from `conditions:` and is still C3-checked.
+    odd = fakes_of(src[0], ("funcodec_16k_ds640_8kbps",), label=4)
+    odd["variant"] = "my_funcodec"
+    odd["utt_id"] = "my_" + odd["utt_id"]
+    cfg_odd = ProtocolConfig(real=tuple(src), fakes=(fk, odd), sizes={"train": 20, "dev": 5, "eval": 10},
+                             id_variants=ID_VARIANTS[:1], diff_config={"my_funcodec": ""}, conditions={"my_funcodec": "C3-9"})
+    with pytest.raises(ProtocolError, match="my_funcodec.*C3-9.*class 3"):
+        build_protocol(cfg_odd, "/x", write=False)
+
+
+def test_missing_variant_and_duplicates_are_errors():
+    with pytest.raises(ProtocolError, match="'dac_44k'.*no ok rows in <fake frame>"):
+        build_protocol(small_config(ood_variants=("dac_44k",)), "/x", write=False)
+    src = reals("vctk", 2, 5)
+    failed = fakes_of(src, ("dac_44k",), status="failed")
+    with pytest.raises(ProtocolError, match="all its rows failed"):
+        build_protocol(small_config(fakes=(fakes_of(src, ID_VARIANTS[:2] + OOD_VARIANTS[:1]), failed),
+                                    real=(src,), sizes={"train": 4, "dev": 2, "eval": 4},
+                                    ood_variants=("dac_44k",)), "/x", write=False)
+    dup = small_config()
+    with pytest.raises(ProtocolError, match="appears more than once"):
+        build_protocol(small_config(fakes=dup.fakes + dup.fakes), "/x", write=False)
+    with pytest.raises(ProtocolError, match="appears more than once"):
+        build_protocol(small_config(real=dup.real + dup.real[:1]), "/x", write=False)
+
+
+def test_unseen_real_diff_source_alm():
+    asv = to_frame([real_row(utt_id=f"LA_{i}", corpus="asvspoof2019_la", speaker="LA_0079", path=f"/asv/{i}.flac")
+                    for i in range(5)]
+                   + [external_spoof_row(attack="A07", utt_id=f"LA_s{i}", corpus="asvspoof2019_la", speaker="LA_0079",
+                                         path=f"/asv/s{i}.flac") for i in range(7)])
+    ncssd = reals("ncssd", 2, 4, root="/ncssd")
+    ds_fakes = fakes_of(ncssd, ("mimi_24k_8q", "snac_24k", "wavtokenizer_24k_75tps"))
+    alm = to_frame([external_spoof_row(attack="moshi", utt_id=f"moshi-{i}", corpus="alm_moshi", path=f"/alm/{i}.wav")
+                    for i in range(3)] + [real_row(utt_id="moshi-real", corpus="alm_moshi", path="/alm/r.wav")])
+    base = small_config()
+    cfg = small_config(
+        fakes=base.fakes + (ds_fakes,),
+        unseen_real=(SourceSet((asv,), "asvspoof2019_la"), SourceSet((ncssd,))),
+        diff_source=DiffSource((ncssd,), {"mimi_24k_8q": "", "snac_24k": "NCSSD-snac", "wavtokenizer_24k_75tps": ""}),
+        alm=(SourceSet((alm,), "moshi"),),
+    )
+    out = build_protocol(cfg, "/x", write=False)
+    ur = out["unseen_real"]
+    assert ur.groupby("condition").size().to_dict() == {"asvspoof2019_la": 5, "ncssd": 8}
+    assert (ur["label"] == 0).all() and not ur["utt_id"].str.startswith("LA_s").any()
+    ds = out["diff_source"]
+    assert ds.groupby("condition")["label"].first().to_dict() == {"NCSSD-snac": 6, "ncssd-mimi": 1, "ncssd-wavtokenizer": 7}
+    assert len(ds) == 24 and not ds["utt_id"].isin(out["train"]["utt_id"]).any()
+    assert not out["eval_id"]["source_utt_id"].str.startswith("ncssd").any()  # NCSSD fakes stay out of the main splits
+    assert out["alm"]["condition"].unique().tolist() == ["moshi"] and out["alm"]["is_fake"].sum() == 3
+    with pytest.raises(ProtocolError, match="unseen_real.*also in protocol.real"):
+        build_protocol(small_config(unseen_real=(SourceSet(base.real[:1]),)), "/x", write=False)
+
+
+# ----------------------------------------------------------------------------- recipes and CLI
+
+
+def test_recipe_and_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    src = reals("vctk", 4, 6, root=None)
+    write_manifest(src, tmp_path / "data" / "vctk.parquet", root=tmp_path / "corpus")
+    write_manifest(fakes_of(src, ("mimi_24k_8q", "dac_44k")), tmp_path / "fake.parquet", root=tmp_path)
+    recipe = {"name": "t", "output_dir": "run", "protocol": {
+        "real": ["data/vctk.parquet"], "fakes": "fake.parquet", "sizes": {"train": 12, "dev": 4, "eval": 8},
+        "seed": 1, "id_variants": ["mimi_24k_8q"], "ood_variants": ["dac_44k"]}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    res = CliRunner().invoke(app, ["protocol", str(tmp_path / "r.yaml")])
+    assert res.exit_code == 0, res.output
+    assert "eval_ood" in res.output and "DAC" in res.output
+    assert sorted(p.name for p in (tmp_path / "run" / "protocol").iterdir()) == [
+        "dev.parquet", "eval_id.parquet", "eval_ood.parquet", "protocol.json", "summary.csv", "train.parquet"]
+    assert len(read_manifest(tmp_path / "run" / "protocol" / "eval_ood.parquet")) == 8
+    res = CliRunner().invoke(app, ["protocol", str(tmp_path / "r.yaml"), "--splits-only", "-o", str(tmp_path / "o2")])
+    assert res.exit_code == 0, res.output
+    ev = read_manifest(tmp_path / "o2" / "protocol" / "sources" / "eval.parquet")
+    assert set(ev["utt_id"]) == set(read_manifest(tmp_path / "run" / "protocol" / "eval_id.parquet").query("label == 0")["utt_id"])
+    recipe["protocol"]["ood_variants"] = ["dac_24k"]
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    res = CliRunner().invoke(app, ["protocol", str(tmp_path / "r.yaml")])
+    assert res.exit_code == 2 and "dac_24k" in res.output
+    recipe["protocol"]["sizez"] = {}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    with pytest.raises(ProtocolError, match="unknown key.*sizez"):
+        load_protocol_config(tmp_path / "r.yaml")
+
+
+@pytest.mark.parametrize("name", ["st_codecfake.yaml", "codecfake_plus.yaml"])
+def test_shipped_recipes_parse(name):
+    cfg, out = load_protocol_config(RECIPES / name)
+    assert out.is_absolute() and all(Path(p).is_absolute() for p in cfg.real)
+    if name == "st_codecfake.yaml":
+        assert dict(cfg.sizes) == {"train": 10000, "dev": 1000, "eval": 13228} and not cfg.uses_fractions
+        assert len(cfg.id_variants) == 6 and len(cfg.ood_variants) == 5
+        for vid in (*cfg.id_variants, *cfg.ood_variants, *cfg.diff_config, *cfg.ood_config, *cfg.diff_source.variants):
+            get_variant(vid)  # every variant is in the catalog
+        assert sorted(get_variant(v).condition for v in cfg.diff_config) == ["C3-1", "C3-2", "C3-3", "C3-4", "C4-1", "C4-2", "C4-3"]
+        assert {s.condition for s in cfg.alm} == {"moshi", "mini-omni", "speechgpt-gen", "valle"}
