@@ -36,7 +36,7 @@ import logging
 import os
 import re
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
@@ -437,6 +437,9 @@ def _assemble(cfg: ProtocolConfig, output_dir: Path) -> tuple[dict[str, pd.DataF
     catalog = _catalog()
     roles = _roles(cfg, sorted(fakes["variant"].unique()), catalog)
     out: dict[str, pd.DataFrame] = {}
+    unused = fakes[~fakes["variant"].isin(list(roles))]
+    for vid, n in unused.groupby("variant").size().items():
+        report["left_out"][f"{vid} rows (variant in no main/robustness subset)"] = int(n)
     wanted_split = {"id": None, "ood": cfg.robustness_split, "diff_config": cfg.robustness_split, "ood_config": cfg.robustness_split}
     by_variant = dict(tuple(fakes.groupby("variant", sort=True)))
     picked: dict[str, list[pd.DataFrame]] = {r: [] for r in ROLES}
@@ -561,6 +564,8 @@ def summarize_protocol(subsets: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, pd.DataFrame):
         return _label(value)
     if isinstance(value, os.PathLike):
@@ -608,7 +613,7 @@ def build_protocol(recipe_or_config: str | os.PathLike | ProtocolConfig, output_
             write_manifest(df, pdir / f"{name}.parquet", kind="protocol")
         summary = summarize_protocol(subsets)
         summary.to_csv(pdir / "summary.csv", index=False)
-        info = {"config": _jsonable(asdict(cfg)), "rows": {k: len(v) for k, v in subsets.items()}, **report}
+        info = {"config": _jsonable(cfg), "rows": {k: len(v) for k, v in subsets.items()}, **report}
         (pdir / "protocol.json").write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
     return subsets
 

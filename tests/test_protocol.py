@@ -4,6 +4,7 @@ No audio is read: manifests are built in memory (or written as parquet) with mad
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +184,14 @@ def test_columns_carried_and_paths_absolute(tmp_path):
     summary = pd.read_csv(tmp_path / "run" / "protocol" / "summary.csv")
     assert summary.loc[(summary["subset"] == "eval_ood") & (summary["label"] == 7), "rows"].tolist() == [6]
     assert summary.groupby("subset")["rows"].sum().to_dict() == {k: len(v) for k, v in out.items()}
+    info = json.loads((tmp_path / "run" / "protocol" / "protocol.json").read_text())
+    assert info["rows"]["eval_ood"] == 6 and info["left_out"]["wavtokenizer_24k_75tps rows outside eval"] == 12
+    # the study reads what was written (every subset, conditions as written)
+    from train.study import load_protocol
+
+    loaded = load_protocol(tmp_path / "run" / "protocol")
+    assert sorted(loaded.subsets) == sorted(out) and not loaded.errors
+    assert set(loaded.subsets["eval_ood"]["condition"]) == {"WavTokenizer"}
 
 
 def test_diff_config_labels_c3_c4():
@@ -293,7 +302,17 @@ def test_recipe_and_cli(tmp_path):
 
 @pytest.mark.parametrize("name", ["st_codecfake.yaml", "codecfake_plus.yaml"])
 def test_shipped_recipes_parse(name):
+    from pipeline.recipe import load_recipe
+    from train.config import TrainConfig
+    from train.study import load_study_config
+
     cfg, out = load_protocol_config(RECIPES / name)
+    # the other stages read their sections of the same file
+    recipe = load_recipe(RECIPES / name)
+    assert recipe.output_dir == out
+    assert {get_variant(v.id).id for v in recipe.generate.variants} >= set(cfg.id_variants) | set(cfg.ood_variants)
+    TrainConfig.from_recipe(RECIPES / name)
+    assert load_study_config(RECIPES / name).protocol_dir == out / "protocol"
     assert out.is_absolute() and all(Path(p).is_absolute() for p in cfg.real)
     if name == "st_codecfake.yaml":
         assert dict(cfg.sizes) == {"train": 10000, "dev": 1000, "eval": 13228} and not cfg.uses_fractions
