@@ -321,3 +321,37 @@ def test_shipped_recipes_parse(name):
             get_variant(vid)  # every variant is in the catalog
         assert sorted(get_variant(v).condition for v in cfg.diff_config) == ["C3-1", "C3-2", "C3-3", "C3-4", "C4-1", "C4-2", "C4-3"]
         assert {s.condition for s in cfg.alm} == {"moshi", "mini-omni", "speechgpt-gen", "valle"}
+
+
+def test_demo_corpus_through_plan_and_protocol(tmp_path):
+    """Reader manifests (demo corpus) + a fake manifest shaped by the generation plan -> protocol;
+    real paths point at the files the readers found, fakes sit in their source's split."""
+    from typer.testing import CliRunner
+
+    from manifests.rows import now_utc
+    from pipeline.cli import app
+    from pipeline.demo_corpus import ingest_demo_corpus, make_demo_corpus
+    from pipeline.plan import WORK_COLUMNS, make_plan
+
+    demo = make_demo_corpus(tmp_path / "demo", seed=0, vctk_speakers=4, aishell3_speakers=4, utterances_per_speaker=4)
+    sources = [p for p, _ in ingest_demo_corpus(demo, tmp_path / "data").values()]
+    dataset = tmp_path / "run" / "dataset"
+    plan = make_plan(sources, ["mimi_24k_8q", "wavtokenizer_24k_75tps", "encodec_24k_12kbps"], dataset)
+    plan = plan.drop(columns=list(WORK_COLUMNS)).assign(status="ok", error="", weights_id="random:0", created_at=now_utc())
+    write_manifest(plan, dataset / "manifests" / "fake.parquet", kind="fake", root=dataset)
+    recipe = {"name": "demo", "output_dir": "run", "protocol": {
+        "real": ["data/vctk.parquet", "data/aishell3.parquet"], "sizes": {"train": 0.5, "dev": 0.25, "eval": 0.25},
+        "speaker_disjoint": True, "seed": 7}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    res = CliRunner().invoke(app, ["protocol", str(tmp_path / "r.yaml")])
+    assert res.exit_code == 0, res.output
+    out = {s: read_manifest(tmp_path / "run" / "protocol" / f"{s}.parquet") for s in
+           ("train", "dev", "eval_id", "eval_ood", "diff_config")}
+    for s in ("train", "dev", "eval_id"):
+        real = out[s][out[s]["label"] == 0]
+        assert len(real) and real["path"].map(lambda p: Path(p).is_file()).all()
+        assert set(out[s].loc[out[s]["label"] == 1, "source_utt_id"]) == set(real["utt_id"])
+    spk = {s: set(out[s]["speaker"]) for s in ("train", "dev", "eval_id")}
+    assert not (spk["train"] & spk["dev"]) and not (spk["train"] & spk["eval_id"]) and not (spk["dev"] & spk["eval_id"])
+    assert set(out["diff_config"]["condition"]) == {"C4-2"} and set(out["diff_config"]["label"]) == {4}
+    assert set(out["eval_ood"]["source_utt_id"]) == set(out["eval_id"].query("label == 0")["utt_id"])
