@@ -5,6 +5,7 @@ Only parses arguments and calls :func:`pipeline.protocol.build_protocol` (or, wi
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -45,8 +46,12 @@ def protocol(
         from pipeline.protocol import load_protocol_config
 
         output_dir = load_protocol_config(recipe)[1]
-    console.print(f"written: {Path(output_dir).resolve() / 'protocol'} (<subset>.parquet, summary.csv, protocol.json)",
-                  markup=False, highlight=False)
+    pdir = Path(output_dir).resolve() / "protocol"
+    info = json.loads((pdir / "protocol.json").read_text(encoding="utf-8"))
+    dropped = {k: v for k, v in info.get("failed_rows_dropped", {}).items() if v}
+    for what, n in {**info.get("left_out", {}), **{f"failed rows of {k}": v for k, v in dropped.items()}}.items():
+        console.print(f"left out: {n} {what}", markup=False, highlight=False)
+    console.print(f"written: {pdir} (<subset>.parquet, summary.csv, protocol.json)", markup=False, highlight=False)
 
 
 COMMANDS = [("protocol", protocol)]
