@@ -25,6 +25,7 @@ Two drivers must not write the same dataset folder at the same time.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -309,6 +310,8 @@ def actor_concurrency(spec: VariantSpec, resources: Mapping[str, float], split_i
     Explicit values are kept. Otherwise an elastic pool ``(1, n)`` sized to the cluster's GPUs
     (GPU actors) or to its CPUs minus what the input/output tasks need (one CPU, two with
     ``split_io``), so that the pool can never hold every CPU its own input stage waits for.
+    The size is taken from the resources the cluster has *now*: on an autoscaling cluster that
+    starts without GPU workers, set ``concurrency`` in the recipe (e.g. ``[1, 8]``).
     """
     if spec.concurrency is not None:
         return spec.concurrency
@@ -358,10 +361,16 @@ def run_ray(todo: pd.DataFrame, config: GenerateConfig, spec: VariantSpec, codec
     if split:
         ds = ds.map_batches(decode_batch, fn_kwargs={"sample_rate": int(codec_rate)}, batch_format="numpy", batch_size=bs)
     gpu = {"num_gpus": spec.num_gpus} if spec.num_gpus > 0 else {}
+    resources = ray.cluster_resources()
+    concurrency = actor_concurrency(spec, resources, split)
+    most = concurrency[1] if isinstance(concurrency, tuple) else concurrency
+    if spec.num_gpus == 0 and most * spec.num_cpus > resources.get("CPU", 0) - 1:
+        log.warning("%s: %s actors x %s CPUs leave no CPU for the input/output tasks of %s CPUs in the cluster; "
+                    "the pool may starve its own input stage", spec.id, most, spec.num_cpus, resources.get("CPU", 0))
     ds = ds.map_batches(
         Predictor,
         fn_constructor_kwargs=_predictor_kwargs(config, spec, "model" if split else "all"),
-        concurrency=actor_concurrency(spec, ray.cluster_resources(), split),
+        concurrency=concurrency,
         batch_size=bs,
         num_cpus=spec.num_cpus,
         batch_format="numpy",
@@ -480,8 +489,6 @@ def run_generation(
                     for result in run_ray(part, config, spec, by_id[spec.id].sample_rate):
                         writer.add(result)
             except Exception as exc:  # a variant that cannot run: its unfinished items fail, others go on
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
                 log.exception("variant %s failed", spec.id)
                 left = part[~part["utt_id"].isin(writer.seen)]
                 msg = f"codec {spec.id} could not run: {type(exc).__name__}: {exc}"
@@ -560,11 +567,15 @@ def generate_from_recipe(
     """Run the ``generate:`` section of a recipe (what ``ncst generate recipe.yaml`` calls).
 
     ``overrides`` replace :class:`GenerateConfig` fields (None values are ignored), e.g.
-    ``weights="random:0"``, ``node_ip="127.0.0.2"``, ``temp_dir=...``.
+    ``node_ip="127.0.0.2"``, ``temp_dir=...``; ``weights=...`` replaces the weights of every
+    variant (per-variant weights in the recipe included).
     """
     r = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     if r.generate is None:
         raise GenerateError(f"{r.path}: the recipe has no 'generate:' section")
-    config = r.generate.replace(**overrides)
+    config = r.generate
+    if overrides.get("weights") is not None:
+        config = config.replace(variants=tuple(dataclasses.replace(v, weights=None) for v in config.variants))
+    config = config.replace(**overrides)
     return run_generation(config, r.output_dir, name=r.name, resume=resume, executor=executor, address=address,
                           limit=limit, console=console, quiet=quiet)

@@ -1,7 +1,9 @@
 """Tiny source corpora and recipes for the generation tests (test_generate/test_resume/test_two_node)."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import tempfile
 from pathlib import Path
@@ -46,8 +48,13 @@ def make_source(root: Path, n: int = 8, *, corrupt: int = 0, seconds: tuple[floa
 
 
 def ray_temp_dir() -> str:
-    """A short Ray temp dir (Unix socket paths under it must stay below ~107 characters)."""
-    return tempfile.mkdtemp(prefix="ncr", dir="/tmp")
+    """A short Ray temp dir (Unix socket paths under it must stay below ~107 characters).
+
+    Removed when the test process exits (tests kill the Ray processes they started before that).
+    """
+    path = tempfile.mkdtemp(prefix="ncr", dir="/tmp")
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def write_recipe(path: Path, sources: list[Path], *, variants=("toy_mulaw_16k",), output_dir: str = "out", **generate) -> Path:

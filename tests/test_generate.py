@@ -132,3 +132,37 @@ def test_actor_concurrency_leaves_cpus_for_input_stages():
     assert actor_concurrency(cpu, {"CPU": 8}, split_io=True) == (1, 6)
     assert actor_concurrency(VariantSpec("v", num_gpus=0.5), {"CPU": 16, "GPU": 2}, split_io=True) == (1, 4)
     assert actor_concurrency(VariantSpec("v", concurrency=(1, 2)), {"CPU": 64}, split_io=False) == (1, 2)
+
+
+def test_cli_generate_local_limit_and_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    from gen_helpers import write_recipe
+
+    src = make_source(tmp_path, n=5)
+    recipe = write_recipe(tmp_path / "r.yaml", [src], executor="local")
+    res = CliRunner().invoke(app, ["generate", str(recipe), "--limit", "2", "--weights", "random:5"])
+    assert res.exit_code == 0, res.output
+    df = read_manifest(tmp_path / "out" / "dataset" / "manifests" / "fake.parquet")
+    assert len(df) == 2 and set(df["weights_id"]) == {"random:5"} and "done 2, skipped 0" in res.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\noutput_dir: o\ngenerate: {sources: [nope.parquet], variants: [toy_mulaw_16k]}\n")
+    res = CliRunner().invoke(app, ["generate", str(bad), "--executor", "local"])
+    assert res.exit_code == 2 and "nope.parquet" in res.output
+    bad.write_text(f"name: x\noutput_dir: o\ngenerate: {{sources: [{src}], variants: [no_such_codec]}}\n")
+    res = CliRunner().invoke(app, ["generate", str(bad), "--executor", "local"])
+    assert res.exit_code == 2 and "no_such_codec" in res.output
+
+
+def test_example_recipe_parses_and_names_catalog_variants():
+    from pathlib import Path
+
+    from codec_wrappers.catalog import get_variant
+    from pipeline.recipe import load_recipe
+
+    r = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "generate_example.yaml")
+    assert r.generate is not None and r.generate.weights is None  # official weights by default
+    labels = sorted(get_variant(v.id).st_label for v in r.generate.variants)
+    assert labels == [1, 2, 3, 4, 5, 6]

@@ -29,20 +29,8 @@ def generate(
     if executor is not None and executor not in ("ray", "local"):
         raise typer.BadParameter("--executor must be ray or local", param_hint="--executor")
     try:
-        recipe_obj = None
-        from pipeline.recipe import load_recipe
-
-        recipe_obj = load_recipe(recipe)
-        if recipe_obj.generate is None:
-            raise GenerateError(f"{recipe}: the recipe has no 'generate:' section")
-        if weights is not None:  # one override for every variant
-            from dataclasses import replace
-
-            gen = recipe_obj.generate
-            recipe_obj = replace(recipe_obj, generate=gen.replace(
-                weights=weights, variants=tuple(replace(v, weights=None) for v in gen.variants)))
-        summary = generate_from_recipe(recipe_obj, resume=resume, executor=executor, address=address, limit=limit,
-                                       node_ip=node_ip, temp_dir=temp_dir, num_cpus=num_cpus)
+        summary = generate_from_recipe(recipe, resume=resume, executor=executor, address=address, limit=limit,
+                                       weights=weights, node_ip=node_ip, temp_dir=temp_dir, num_cpus=num_cpus)
     except (RecipeError, PlanError, GenerateError, FileNotFoundError) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2)
