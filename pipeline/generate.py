@@ -231,19 +231,20 @@ def completed(plan: pd.DataFrame, existing: pd.DataFrame, weights: Mapping[str, 
     planned sample rate, compatible weights). Files are hashed in ``jobs`` threads."""
     if len(existing) == 0 or len(plan) == 0:
         return np.zeros(len(plan), dtype=bool)
-    last = newest_rows(existing).set_index("utt_id")
-    cand = []
-    for i, (uid, vid, out_path, rate) in enumerate(zip(plan["utt_id"], plan["variant"], plan["out_path"], plan["output_sample_rate"])):
-        if uid not in last.index:
-            continue
-        row = last.loc[uid]
-        if row["status"] != "ok" or not row["sha256"] or pd.isna(row["sample_rate"]) or int(row["sample_rate"]) != int(rate):
-            continue
-        if not _weights_compatible(str(row["weights_id"]), weights.get(vid)):
-            continue
-        if row["path"] != plan["path"].iat[i]:
-            continue
-        cand.append((i, out_path, row["sha256"]))
+    last = newest_rows(existing)[["utt_id", "path", "status", "sha256", "sample_rate", "weights_id"]]
+    items = plan[["utt_id", "variant", "path", "out_path", "output_sample_rate"]].reset_index(drop=True)
+    items["_i"] = np.arange(len(items))
+    m = items.merge(last, on="utt_id", how="inner", suffixes=("", "_row"))
+    rate = pd.to_numeric(m["sample_rate"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    keep = (
+        (m["status"] == "ok").to_numpy(dtype=bool)
+        & (m["sha256"].fillna("").astype(str) != "").to_numpy(dtype=bool)
+        & (rate == m["output_sample_rate"].to_numpy(dtype=float))
+        & (m["path_row"] == m["path"]).to_numpy(dtype=bool)
+        & np.array([_weights_compatible(str(w), weights.get(v)) for w, v in zip(m["weights_id"], m["variant"])], dtype=bool)
+    )
+    m = m[keep]
+    cand = list(zip(m["_i"], m["out_path"], m["sha256"]))
 
     def check(item) -> bool:
         _, path, sha = item
