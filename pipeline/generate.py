@@ -40,7 +40,7 @@ import pandas as pd
 
 from manifests import read_manifest, sha256_file, write_card, write_manifest
 from manifests.schema import COLUMN_NAMES
-from pipeline.plan import RESULT_COLUMNS, make_plan
+from pipeline.plan import make_plan
 from pipeline.predictor import Predictor, decode_batch, write_batch
 from pipeline.recipe import GenerateConfig, Recipe, VariantSpec, load_recipe
 

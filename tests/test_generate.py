@@ -1,7 +1,6 @@
 """Generation: the Predictor in-process, the local executor against Ray Data, failed-row capture."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import soundfile as sf
 import yaml
@@ -166,3 +165,33 @@ def test_example_recipe_parses_and_names_catalog_variants():
     assert r.generate is not None and r.generate.weights is None  # official weights by default
     labels = sorted(get_variant(v.id).st_label for v in r.generate.variants)
     assert labels == [1, 2, 3, 4, 5, 6]
+
+
+def test_missing_weights_stop_before_any_work(tmp_path):
+    from pipeline.generate import GenerateError
+
+    src = make_source(tmp_path, n=2)
+    config = GenerateConfig(sources=(src,), variants=(VariantSpec("mimi_24k_8q"),), weights=None)  # official: not here
+    with pytest.raises(GenerateError, match="mimi_24k_8q"):
+        run_generation(config, tmp_path / "o", executor="local", quiet=True)
+    assert not (tmp_path / "o" / "dataset" / "audio").exists()
+
+
+def test_variant_that_cannot_load_fails_its_rows_and_others_go_on(tmp_path, monkeypatch, toy24):
+    import pipeline.generate as gen
+
+    real = gen.Predictor
+
+    def broken(**kw):
+        if kw["variant"] == toy24:
+            raise RuntimeError("CUDA error: out of memory")
+        return real(**kw)
+
+    monkeypatch.setattr(gen, "Predictor", broken)
+    src = make_source(tmp_path, n=3)
+    s = run_generation(_config(src, [toy24, "toy_mulaw_16k"]), tmp_path / "o", executor="local", quiet=True)
+    assert (s.done, s.failed, s.missing) == (3, 3, 0)
+    df = read_manifest(s.manifest, validate=True)
+    bad = df[df["variant"] == toy24]
+    assert (bad["status"] == "failed").all() and bad["error"].str.contains("could not run: RuntimeError: CUDA error").all()
+    assert (df.loc[df["variant"] == "toy_mulaw_16k", "status"] == "ok").all()

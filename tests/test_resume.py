@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from manifests import read_manifest, write_manifest
+from manifests import read_manifest
 from pipeline.generate import read_shards, run_generation
 from pipeline.recipe import GenerateConfig, VariantSpec
 
