@@ -409,6 +409,33 @@ def _preflight(config: GenerateConfig, check_weights: bool):
     return variants
 
 
+def plan_generation(config: GenerateConfig, variants: list, dataset_dir: Path, limit: int | None = None) -> pd.DataFrame:
+    """The plan of a generate section: variants that share source manifests are planned together.
+
+    Returns one frame in the section's variant order (see :func:`pipeline.plan.make_plan`).
+    """
+    groups: dict[tuple[Path, ...], list] = {}
+    for spec, variant in zip(config.variants, variants):
+        groups.setdefault(config.sources_for(spec), []).append(variant)
+    parts = [
+        make_plan(sources, group, dataset_dir, audio_format=config.audio_format,
+                  sample_rate=config.sample_rate, limit=limit)
+        for sources, group in groups.items()
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    order = {spec.id: i for i, spec in enumerate(config.variants)}
+    plan = pd.concat(parts, ignore_index=True)
+    plan = plan.assign(_o=plan["variant"].map(order)).sort_values("_o", kind="stable").drop(columns="_o")
+    plan = plan.reset_index(drop=True)
+    skipped: dict[str, int] = {}
+    for part in parts:
+        for key, n in part.attrs.get("skipped", {}).items():
+            skipped[key] = skipped.get(key, 0) + n
+    plan.attrs.update(dataset_dir=str(dataset_dir), skipped=skipped)
+    return plan
+
+
 def run_generation(
     config: GenerateConfig,
     output_dir: str | os.PathLike,
@@ -446,8 +473,7 @@ def run_generation(
     dataset_dir = (Path(output_dir) / "dataset").resolve()
     variants = _preflight(config, check_weights=not (executor == "ray" and address))
     by_id = {v.id: v for v in variants}
-    plan = make_plan(config.sources, variants, dataset_dir, audio_format=config.audio_format,
-                     sample_rate=config.sample_rate, limit=limit)
+    plan = plan_generation(config, variants, dataset_dir, limit=limit)
     skipped_src = plan.attrs.get("skipped", {})
     if any(skipped_src.values()):
         console.print(f"source rows not planned: {skipped_src['not_ok']} not ok, {skipped_src['fake']} not real audio",

@@ -11,6 +11,7 @@ section; ``protocol:``, ``train:`` and ``study:`` belong to their own stages and
       variants:
         - encodec_24k_6kbps                           # a catalog id ...
         - {id: mimi_24k_8q, batch_size: 64, num_gpus: 0.5, concurrency: [1, 4]}   # ... or a dict
+        - {id: dac_44k, sources: [../protocol/sources/eval.parquet]}   # its own source manifests
       weights: null          # null = official files; "random:<seed>" = seeded random (flagged)
       audio_format: flac     # flac | wav
       sample_rate: native    # "native" (the codec's rate) or an integer, e.g. 16000
@@ -58,6 +59,9 @@ class VariantSpec:
     num_cpus: float = 1.0
     concurrency: int | tuple[int, int] | None = None
     weights: str | None = None  # None: the section's weights
+    # None: the section's sources. ST-Codecfake resynthesises only the eval reals through its OOD
+    # and config variants, so a variant may name its own (e.g. protocol/sources/eval.parquet).
+    sources: tuple[Path, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -134,6 +138,10 @@ class GenerateConfig:
             return f"random:{self.seed}"
         return None if w is None else str(w)
 
+    def sources_for(self, spec: VariantSpec) -> tuple[Path, ...]:
+        """Source manifests of a variant: its own, else the section's."""
+        return spec.sources if spec.sources else self.sources
+
     def batch_size_for(self, spec: VariantSpec) -> int:
         return spec.batch_size or self.batch_size
 
@@ -163,7 +171,7 @@ GENERATE_KEYS = {
     "max_batch_seconds", "split_io", "shard_rows", "executor", "address", "node_ip", "num_cpus",
     "temp_dir", "device",
 }
-VARIANT_KEYS = {"id", "batch_size", "num_gpus", "num_cpus", "concurrency", "weights"}
+VARIANT_KEYS = {"id", "batch_size", "num_gpus", "num_cpus", "concurrency", "weights", "sources"}
 
 
 def _resolve(base: Path, p: Any) -> Path:
@@ -179,7 +187,7 @@ def _number(where: str, key: str, value: Any, kind: type, allow_none: bool = Fal
     return kind(value)
 
 
-def _variant_spec(where: str, entry: Any) -> VariantSpec:
+def _variant_spec(where: str, entry: Any, base: Path) -> VariantSpec:
     if isinstance(entry, str):
         return VariantSpec(id=entry)
     if not isinstance(entry, Mapping):
@@ -198,6 +206,11 @@ def _variant_spec(where: str, entry: Any) -> VariantSpec:
         conc = (_number(w, "concurrency", conc[0], int), _number(w, "concurrency", conc[1], int))
     elif conc is not None:
         conc = _number(w, "concurrency", conc, int)
+    sources = entry.get("sources")
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    if sources is not None and (not isinstance(sources, list) or not sources):
+        raise RecipeError(f"{w}: sources must be a non-empty list of source manifest paths, got {sources!r}")
     try:
         return VariantSpec(
             id=vid,
@@ -206,6 +219,7 @@ def _variant_spec(where: str, entry: Any) -> VariantSpec:
             num_cpus=_number(w, "num_cpus", entry.get("num_cpus", 1.0), float),
             concurrency=conc,
             weights=None if entry.get("weights") is None else str(entry["weights"]),
+            sources=None if sources is None else tuple(_resolve(base, p) for p in sources),
         )
     except ValueError as exc:
         raise RecipeError(f"{where}: {exc}") from None
@@ -231,7 +245,7 @@ def parse_generate(section: Any, base: Path, where: str = "<recipe>") -> Generat
         raise RecipeError(f"{w}.variants: a non-empty list of variant ids (or mappings) is needed")
     kwargs: dict[str, Any] = {
         "sources": tuple(_resolve(base, s) for s in sources),
-        "variants": tuple(_variant_spec(f"{w}.variants", v) for v in variants),
+        "variants": tuple(_variant_spec(f"{w}.variants", v, base) for v in variants),
     }
     for key in ("seed", "batch_size", "shard_rows"):
         if key in section:
