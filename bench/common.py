@@ -256,3 +256,83 @@ def start_result(name: str, opts: BenchOptions) -> BenchResult:
     return BenchResult(name=name, machine=machine_info(), quick=opts.quick,
                        started=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                        params={"threads": opts.threads, "seed": opts.seed})
+
+
+# ------------------------------------------------------------------ generation helpers
+RAY_IP = "127.0.0.2"  # loopback: Ray swaps 127.0.0.1 for the machine's address (DESIGN.md)
+
+
+def make_sources(folder: Path, n: int, min_s: float, max_s: float, seed: int = 0, speakers: int = 4) -> Path:
+    """A synthetic VCTK tree (48 kHz FLAC, speech-like audio from :mod:`pipeline.demo_corpus`) with
+    about ``n`` utterances of ``min_s``..``max_s`` seconds, and its source manifest; returns the manifest."""
+    from manifests import write_manifest
+    from pipeline.corpora import prepare_vctk
+    from pipeline.demo_corpus import make_demo_corpus
+
+    per = max(1, -(-int(n) // speakers))
+    demo = make_demo_corpus(Path(folder) / "corpus", seed=seed, vctk_speakers=speakers, aishell3_speakers=0,
+                            utterances_per_speaker=per, min_duration_s=min_s, max_duration_s=max_s, vctk_mics=("mic1",))
+    df = prepare_vctk(demo.vctk_dir)
+    df = df.sort_values("utt_id").head(int(n)).reset_index(drop=True)
+    return write_manifest(df, Path(folder) / "sources" / "vctk.parquet", root=demo.vctk_dir)
+
+
+def subset_sources(manifest: Path, utt_ids: list[str], out: Path) -> Path:
+    """A source manifest holding only ``utt_ids`` (same root)."""
+    from manifests import read_manifest, write_manifest
+
+    df = read_manifest(manifest)
+    sub = df[df["utt_id"].isin(set(utt_ids))].reset_index(drop=True)
+    return write_manifest(sub, out, root=df.attrs.get("root"))
+
+
+def gen_config(sources: Path, variant: str, *, batch_size: int = 16, **kw):
+    """The generate section a benchmark runs: one variant, seeded random weights, FLAC at the
+    codec's rate, Ray (when used) on loopback with this machine's CPUs."""
+    from pipeline.recipe import GenerateConfig, VariantSpec
+
+    base = dict(sources=(Path(sources),), variants=(VariantSpec(variant),), weights="random:0", batch_size=batch_size,
+                node_ip=RAY_IP, num_cpus=os.cpu_count())
+    base.update(kw)
+    return GenerateConfig(**base)
+
+
+def generate(config, out_dir: Path, executor: str):
+    """``ncst generate``'s library call (fresh dataset folder, no resume, quiet); returns its summary."""
+    from pipeline.generate import run_generation
+
+    return run_generation(config, out_dir, resume=False, executor=executor, quiet=True)
+
+
+def check_summary(summary, expected: int) -> None:
+    """A timed run must have made every item: a benchmark of failures is no benchmark."""
+    if summary.done != expected or summary.failed or summary.missing:
+        raise RuntimeError(f"generation made {summary.done}/{expected} items ({summary.failed} failed, "
+                           f"{summary.missing} missing): {summary.errors[:3]}")
+
+
+def start_local_ray(num_cpus: int | None = None) -> str | None:
+    """Start Ray on loopback; returns its temp dir (None if Ray was already running).
+    End it with :func:`stop_local_ray` (never ``ray stop``: that kills every Ray on the machine)."""
+    import tempfile
+
+    import ray
+
+    if ray.is_initialized():
+        return None
+    tmp = tempfile.mkdtemp(prefix="ncb", dir="/tmp")  # short: Ray's socket paths must stay < 108 chars
+    ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, _node_ip_address=RAY_IP,
+             _temp_dir=tmp, log_to_driver=False)
+    return tmp
+
+
+def stop_local_ray(temp_dir: str | None) -> None:
+    """Shut down the Ray this process started (its own processes only) and remove its temp dir."""
+    import shutil
+
+    import ray
+
+    if temp_dir is None:
+        return
+    ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)
