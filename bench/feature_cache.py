@@ -66,7 +66,7 @@ def run(opts: BenchOptions) -> BenchResult:
     set_threads(opts.threads)
     res = start_result("feature_cache", opts)
     quick = opts.quick
-    n_clips, batch, num_samples, rounds = (4, 2, 8000, 1) if quick else (24, 8, 64600, 2)
+    n_clips, batch, num_samples, rounds = (4, 2, 8000, 1) if quick else (16, 8, 64600, 2)
     res.params.update(clips=n_clips, batch_size=batch, num_samples=num_samples, rounds=rounds,
                       frontend="tiny wav2vec2 (quick)" if quick else
                       "XLS-R 300m architecture, first 5 layers, random weights (seed 0)")

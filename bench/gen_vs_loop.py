@@ -1,0 +1,106 @@
+"""gen_vs_loop: the per-file loop of existing generation scripts against ``ncst generate``.
+
+Same utterances, same codec, same thread count, alternating, in one process:
+
+- loop: load the codec once, then per file: read (soundfile), resample (soxr) to the codec
+  rate, encode + decode (``resynthesize`` of a batch of one), write a 16-bit FLAC;
+- generate: :func:`pipeline.generate.run_generation` (``executor="local"``: the Predictor Ray
+  runs, in-process), which batches length-sorted items and also writes the manifest and card.
+
+Both include loading the model once. Goal on CPU: never slower (loop / generate >= 1.0). On a GPU
+the goal is 80% of the batching gain in DESIGN.md (>= 5x DAC, >= 40x EnCodec, Mimi,
+SpeechTokenizer); on CPU the forward is compute-bound and batching gains little.
+"""
+from __future__ import annotations
+
+import gc
+import shutil
+from pathlib import Path
+
+import torch
+
+from bench.common import (BenchOptions, BenchResult, alternate, check_summary, gen_config, generate, make_sources,
+                          set_threads, start_result, subset_sources, timed)
+from bench.gen_vs_floor import pick_utterances
+
+GOAL = (">=", 1.0)
+VARIANTS = ("encodec_24k_6kbps", "mimi_24k_8q", "speechtokenizer_16k", "snac_24k")
+QUICK_VARIANTS = ("toy_mulaw_16k",)
+LOOP_TARGET_S = 2.0
+SMALL_BATCH_S = 8.0  # padded seconds per forward: a CPU-sized batch (the recipe default is 320)
+
+
+def bench_variant(vid: str, sources: Path, work: Path, opts: BenchOptions, res: BenchResult, rounds: int) -> None:
+    from codec_wrappers.registry import load_codec
+    from manifests import absolute_paths, read_manifest
+    from pipeline.audio_io import load_audio, write_audio
+
+    src = read_manifest(sources)
+    paths = dict(zip(src["utt_id"], absolute_paths(src, src.attrs.get("root"))))
+    durations = dict(zip(src["utt_id"], src["duration_s"].astype(float)))
+    codec = load_codec(vid, "random:0")
+    sr = codec.sample_rate
+    shortest = min(durations, key=durations.get)
+    x0, _ = load_audio(paths[shortest], target_sr=sr)
+    t1, _ = timed(lambda: codec.resynthesize(torch.from_numpy(x0)[None, None], torch.tensor([len(x0)])))
+    del codec
+    chosen = pick_utterances(durations, max(LOOP_TARGET_S * durations[shortest] / max(t1, 1e-6), 1e-3), opts.seed)
+    part = subset_sources(sources, chosen, work / f"{vid}.parquet")
+    audio_s = sum(durations[u] for u in chosen)
+    n = [0]
+
+    def loop() -> None:
+        n[0] += 1
+        out = work / f"{vid}-loop{n[0]}"
+        c = load_codec(vid, "random:0")
+        for u in chosen:
+            x, _ = load_audio(paths[u], target_sr=sr)
+            with torch.inference_mode():
+                y = c.resynthesize(torch.from_numpy(x)[None, None], torch.tensor([len(x)]))
+            write_audio(out / f"{u}.flac", y[0, 0].numpy(), sr, "FLAC")
+        del c
+        gc.collect()
+        shutil.rmtree(out, ignore_errors=True)
+
+    def gen(**kw):
+        def f() -> None:
+            n[0] += 1
+            out = work / f"{vid}-gen{n[0]}"
+            check_summary(generate(gen_config(part, vid, **kw), out, "local"), len(chosen))
+            gc.collect()
+            shutil.rmtree(out, ignore_errors=True)
+        return f
+
+    t = alternate({"loop": loop, "generate": gen(), "generate_small": gen(max_batch_seconds=SMALL_BATCH_S)},
+                  rounds=rounds, warmup=0)
+    res.add(f"{vid}: loop / generate", t.ratio("loop", "generate"), "x", GOAL,
+            median_ratio=round(t.median_ratio("loop", "generate"), 3), utterances=len(chosen), audio_s=round(audio_s, 2),
+            generate_x_realtime=round(audio_s / t.best("generate"), 3), loop_x_realtime=round(audio_s / t.best("loop"), 3),
+            timings=t.summary())
+    res.add(f"{vid}: loop / generate (max_batch_seconds={SMALL_BATCH_S:g})", t.ratio("loop", "generate_small"), "x",
+            median_ratio=round(t.median_ratio("loop", "generate_small"), 3))
+
+
+def run(opts: BenchOptions) -> BenchResult:
+    from codec_wrappers.registry import is_implemented
+
+    set_threads(opts.threads)
+    res = start_result("gen_vs_loop", opts)
+    variants = [v for v in (QUICK_VARIANTS if opts.quick else VARIANTS) if is_implemented(v)]
+    rounds = 1 if opts.quick else 3
+    n_src, lo, hi = (6, 0.5, 1.0) if opts.quick else (48, 1.5, 4.0)
+    res.params.update(variants=variants, rounds=rounds, loop_target_s=LOOP_TARGET_S, source_utterances=n_src,
+                      source_seconds=[lo, hi], executor="local", weights="random:0")
+    sources = make_sources(opts.workdir / "src", n_src, lo, hi, seed=opts.seed)
+    check_summary(generate(gen_config(sources, "toy_mulaw_16k"), opts.workdir / "warm", "local"), n_src)
+    for vid in variants:
+        print(f"   {vid}", flush=True)
+        try:
+            bench_variant(vid, sources, opts.workdir, opts, res, rounds)
+        except Exception as exc:
+            res.add(f"{vid}: loop / generate", float("nan"), "x", GOAL, error=f"{type(exc).__name__}: {exc}")
+            res.notes.append(f"{vid} failed: {type(exc).__name__}: {exc}")
+    res.notes.append(f"CPU, {opts.threads} torch thread(s); synthetic VCTK 48 kHz FLAC {lo}-{hi} s; about "
+                     f"{LOOP_TARGET_S:g} s of loop work per codec; best of {rounds} alternated runs, model load included "
+                     "on both sides; generate = run_generation(executor='local')")
+    return res
