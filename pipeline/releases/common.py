@@ -1,0 +1,198 @@
+"""Machinery shared by the release readers: root checks, label files, ST codec facts, protocol output.
+
+A release reader returns a *protocol* frame (manifest columns + ``subset`` + ``condition``, ``path``
+absolute): every file the release lists or holds becomes one row; a missing file, an unknown label
+or an audio file no label file mentions is a failed row whose ``error`` names the label file and
+line. ``df.attrs["warnings"]`` holds what was found where release and README disagree.
+:func:`write_release_protocol` writes it exactly like the protocol builder
+(``<output_dir>/protocol/<subset>.parquet`` + ``summary.csv`` + ``protocol.json``).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pandas as pd
+
+from manifests import failed, to_frame, write_manifest
+from manifests.schema import ST_LABELS
+from pipeline.corpora.common import CorpusError, Pending, dedupe_ids, map_rows, read_pending, read_text_file
+
+ARCHIVE_SUFFIXES = (".zip", ".7z", ".tar", ".tar.gz", ".tgz", ".rar")
+STUDY_SUBSETS = ("train", "dev", "eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "alm")
+
+# ALM -> ST label of its codec back end (ST-Codecfake's Table 6 reading).
+ALM_BACKENDS = {"moshi": 1, "speechgpt-gen": 2, "valle": 4, "mini-omni": 6}
+
+# Fallback when the codec catalog cannot be loaded: ST label -> (codec, variant id, vq, aux, decoder).
+# tests/test_releases.py checks that it agrees with codec_wrappers.catalog.
+ST_CODECS = {
+    1: ("Mimi", "mimi_24k_8q", "MVQ", "semantic", "time"),
+    2: ("SpeechTokenizer", "speechtokenizer_16k", "MVQ", "semantic", "time"),
+    3: ("FunCodec", "funcodec_16k_ds320_time", "MVQ", "none", "time"),
+    4: ("EnCodec", "encodec_24k_6kbps", "MVQ", "none", "time"),
+    5: ("FACodec", "facodec_16k", "MVQ", "disentangle", "time"),
+    6: ("SNAC", "snac_24k", "MVQ", "none", "time"),
+    7: ("WavTokenizer", "wavtokenizer_24k_75tps", "SVQ", "none", "frequency"),
+    8: ("AcademiCodec (HiFi-Codec)", "hificodec_24k_320d", "MVQ", "none", "time"),
+    9: ("DAC", "dac_44k", "MVQ", "none", "time"),
+    10: ("AudioDec", "audiodec_24k_320d", "MVQ", "none", "frequency"),
+    11: ("SoundStream", "soundstream_16k_4kbps", "MVQ", "none", "time"),
+}
+
+
+class ReleaseError(CorpusError):
+    """A release root that cannot be read (missing, incomplete, or still packed)."""
+
+
+def codec_facts(label: int, variant_id: str | None = None) -> dict:
+    """Row fields of ST class ``label`` (1..11): codec, variant, taxonomy, rate, bitrate, codebooks.
+
+    From the codec catalog (``variant_id`` if given, else the class's protocol variant); the
+    :data:`ST_CODECS` table when the catalog is not importable.
+    """
+    try:
+        from codec_wrappers.catalog import get_variant, st_variant
+
+        v = get_variant(variant_id) if variant_id else st_variant(label)
+        return dict(codec=v.codec, variant=v.id, vq=v.taxonomy.vq, aux=v.taxonomy.aux, decoder=v.taxonomy.decoder,
+                    codec_sample_rate=v.sample_rate, bitrate_kbps=v.bitrate_kbps, n_codebooks=v.n_codebooks)
+    except Exception:  # noqa: BLE001 - catalog absent or variant unknown: the table below
+        codec, vid, vq, aux, dec = ST_CODECS[label]
+        return dict(codec=codec, variant=variant_id or vid, vq=vq, aux=aux, decoder=dec)
+
+
+def fake_fields(label: int, variant_id: str | None = None) -> dict:
+    """Fields turning a ``real_row`` into a fake row of ST class ``label``."""
+    domain = "id" if label <= 6 else "ood"
+    return dict(is_fake=True, label=label, label_name=ST_LABELS[label], domain=domain, **codec_facts(label, variant_id))
+
+
+def archives_in(root: Path) -> list[Path]:
+    """Archive files (zip, split zip parts, 7z, tar) in ``root`` and its immediate sub-folders."""
+    out = []
+    for folder in [root, *sorted(d for d in root.iterdir() if d.is_dir())]:
+        for f in folder.iterdir():
+            name = f.name.lower()
+            if f.is_file() and (name.endswith(ARCHIVE_SUFFIXES) or _split_part(name)):
+                out.append(f)
+    return sorted(out)
+
+
+def _split_part(name: str) -> bool:
+    """``x.z01``, ``x.zip.001``, ``x.7z.001`` style parts of a split archive."""
+    stem, _, ext = name.rpartition(".")
+    return bool(stem) and ((ext[:1] == "z" and ext[1:].isdigit()) or (ext.isdigit() and stem.endswith((".zip", ".7z"))))
+
+
+def require(root: Path, release: str, needed: Iterable[str], unpack_hint: str) -> None:
+    """Raise :class:`ReleaseError` naming every missing folder/file of ``needed`` and any archives."""
+    missing = [n for n in needed if not (root / n).exists()]
+    if not missing:
+        return
+    packed = archives_in(root)
+    msg = f"{release}: {root} is incomplete: missing {', '.join(missing)}."
+    if packed:
+        shown = ", ".join(p.relative_to(root).as_posix() for p in packed[:8])
+        more = f" (+{len(packed) - 8} more)" if len(packed) > 8 else ""
+        msg += f" It still holds archives ({shown}{more}): unpack them first. {unpack_hint}"
+    else:
+        msg += f" Download the missing parts. {unpack_hint}"
+    raise ReleaseError(msg)
+
+
+def label_lines(path: Path) -> list[tuple[int, list[str]]]:
+    """``(line number, whitespace-separated fields)`` of a label file, blank lines skipped."""
+    out = []
+    for n, line in enumerate(read_text_file(path).splitlines(), start=1):
+        parts = line.split()
+        if parts:
+            out.append((n, parts))
+    return out
+
+
+def speaker_language(stem: str) -> tuple[str, str]:
+    """Speaker and language of a VCTK (``p225_001``) or AISHELL-3 (``SSB00050353``) utterance id."""
+    if stem.startswith("SSB") and len(stem) >= 7:
+        return stem[:7], "zh"
+    if stem[:1] in "ps" and "_" in stem:
+        return stem.split("_", 1)[0], "en"
+    return "", ""
+
+
+@dataclass
+class Rows:
+    """Pending rows with their protocol subset/condition, plus warnings."""
+
+    pending: list[Pending] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, row: dict, audio: Path, subset: str, condition: str, error: str = "") -> None:
+        self.pending.append(Pending(dict(row, subset=subset, condition=condition), audio, error))
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+def finish_release(rows: Rows, release: str, num_jobs: int = 1) -> pd.DataFrame:
+    """Probe every pending file; the protocol frame with ``attrs`` warnings and release name."""
+    done = map_rows(read_pending, rows.pending, num_jobs)
+    done = dedupe_ids(done)
+    df = to_frame(done, "protocol")
+    if len(df):
+        for col in ("sample_rate", "num_samples"):
+            df[col] = df[col].astype("Int64")
+        df["duration_s"] = df["duration_s"].astype("float64")
+        df["label"] = df["label"].astype("int16")
+    df.attrs["warnings"] = list(rows.warnings)
+    df.attrs["corpus"] = release
+    df.attrs["release"] = release
+    return df
+
+
+def counts(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows per subset x condition x label: ok and failed (what ``ncst ingest`` prints)."""
+    if not len(df):
+        return pd.DataFrame(columns=["subset", "condition", "label", "label_name", "ok", "failed"])
+    g = df.assign(ok=df["status"] == "ok", failed=df["status"] != "ok")
+    table = g.groupby(["subset", "condition", "label", "label_name"], sort=False)[["ok", "failed"]].sum().reset_index()
+    order = {s: i for i, s in enumerate(STUDY_SUBSETS)}
+    table["_o"] = table["subset"].map(order).fillna(len(order))
+    return table.sort_values(["_o", "subset", "condition", "label"], kind="stable").drop(columns="_o").reset_index(drop=True)
+
+
+def write_release_protocol(df: pd.DataFrame, output_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write ``<output_dir>/protocol/<subset>.parquet`` (ok rows), ``summary.csv``, ``protocol.json``.
+
+    Same files and columns as :func:`pipeline.protocol.build_protocol`, so ``ncst train
+    --protocol-dir`` and ``ncst study`` read them unchanged. Failed rows go to
+    ``protocol/failed.parquet`` (not a study subset) so nothing is lost.
+    """
+    from pipeline.protocol import summarize_protocol
+
+    pdir = Path(output_dir).resolve() / "protocol"
+    pdir.mkdir(parents=True, exist_ok=True)
+    ok = df[df["status"] == "ok"]
+    written: dict[str, Path] = {}
+    subsets: dict[str, pd.DataFrame] = {}
+    names = sorted(set(ok["subset"]), key=lambda s: (STUDY_SUBSETS.index(s) if s in STUDY_SUBSETS else 99, s))
+    for name in names:
+        part = ok[ok["subset"] == name].sort_values(["condition", "label", "utt_id"], kind="stable").reset_index(drop=True)
+        subsets[name] = part
+        written[name] = write_manifest(part, pdir / f"{name}.parquet", kind="protocol")
+    bad = df[df["status"] != "ok"]
+    if len(bad):
+        written["failed"] = write_manifest(bad.reset_index(drop=True), pdir / "failed.parquet", kind="protocol")
+    summarize_protocol(subsets).to_csv(pdir / "summary.csv", index=False)
+    info: dict[str, Any] = {
+        "release": df.attrs.get("release", ""),
+        "rows": {k: len(v) for k, v in subsets.items()},
+        "failed_rows": int(len(bad)),
+        "warnings": list(df.attrs.get("warnings", [])),
+    }
+    (pdir / "protocol.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+    written["summary"] = pdir / "summary.csv"
+    return written

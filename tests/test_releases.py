@@ -1,0 +1,273 @@
+"""Release readers on tiny replicas of each published layout (0.2 s files, published label formats)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from manifests import read_manifest, validate_manifest
+from pipeline.releases import (
+    ALM_BACKENDS,
+    ReleaseError,
+    counts,
+    prepare_codecfake,
+    prepare_codecfake_plus,
+    prepare_st_codecfake,
+    write_release_protocol,
+)
+from pipeline.releases.codecfake_plus import CFP_TAXONOMY, ST_OF_CODEC
+from pipeline.releases.common import ST_CODECS
+
+SR = 16000
+
+
+def wav(path: Path, seed: int = 0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    sf.write(path, (0.1 * rng.standard_normal(SR // 5)).astype("float32"), SR)
+
+
+def lines(path: Path, text: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(text) + "\n")
+
+
+ST_PREFIX = {1: "mimi", 2: "speechtokenizer", 3: "funcodec", 4: "encodec", 5: "facodec", 6: "snac",
+             7: "wavtokenizer", 8: "academicodec", 9: "dac", 10: "audiodec", 11: "soundstream"}
+
+
+def make_st(root: Path, *, reals: dict[str, list[str]] | None = None, mini_omni_alt: bool = False) -> Path:
+    """ST-Codecfake replica: every real of a set through labels 1..6 (or 7..11 for eval_ood)."""
+    reals = reals or {"train": ["p225_001", "SSB00050001", "p226_002", "SSB00060002"],
+                      "dev": ["p227_001", "SSB00070001"], "eval_id": ["p228_001", "SSB00080001", "p229_003"]}
+    k = 0
+    for s, utts in reals.items():
+        text = []
+        for u in utts:
+            wav(root / s / f"{u}.wav", k); k += 1
+            text.append(f"{u}.wav - 0")
+            for lab in range(1, 7):
+                name = f"{ST_PREFIX[lab]}_{u}.wav"
+                wav(root / s / name, k); k += 1
+                text.append(f"{name} - {lab}")
+        lines(root / "label" / f"{s}.txt", text)
+    ood = []
+    for u in reals["eval_id"]:
+        for lab in range(7, 12):
+            name = f"{ST_PREFIX[lab]}_{u}.wav"
+            wav(root / "eval_ood" / name, k); k += 1
+            ood.append((lab, f"{name} - {lab}"))
+    lines(root / "label" / "eval_ood7.txt", [t for lab, t in ood if lab == 7])
+    lines(root / "label" / "eval_ood8-11.txt", [t for lab, t in ood if lab > 7])
+    for cond in ("C3-1", "C4-2"):
+        wav(root / "ID_diff_config" / cond / f"x_{reals['eval_id'][0]}.wav", k); k += 1
+    wav(root / "ID_diff_source" / "NCSSD-mimi" / "mimi_ncssd_0001.wav", k); k += 1
+    wav(root / "ID_diff_source" / "NCSSD-snac" / "snac_ncssd_0001.wav", k); k += 1
+    wav(root / "OOD_diff_source" / "NCSSD_wavtokenizer" / "wt_ncssd_0001.wav", k); k += 1
+    wav(root / "OOD_diff_config" / "wavtokenizer_small40" / f"wt_{reals['eval_id'][0]}.wav", k); k += 1
+    for alm in ("moshi", "speechgpt-gen", "valle"):
+        for i in range(2):
+            wav(root / "ALM" / alm / f"{alm}_{i}.wav", k); k += 1
+    mo = root / "ALM" / "mini-omni" / ("A1-A2" if mini_omni_alt else "")
+    for i in range(2):
+        wav(mo / f"mo_{i}.wav", k); k += 1
+    wav(root / "ID_unseen_real" / "19LA" / "LA_E_0001.wav", k)
+    return root
+
+
+def test_st_codecfake_replica(tmp_path):
+    root = make_st(tmp_path / "st")
+    # A missing file and an unknown label in the published format.
+    with open(root / "label" / "dev.txt", "a") as f:
+        f.write("mimi_gone.wav - 1\nsnac_p227_001x.wav - 42\n")
+    wav(root / "dev" / "snac_p227_001x.wav", 99)
+    df = prepare_st_codecfake(root)
+    validate_manifest(df, kind="protocol")
+    assert df["path"].map(lambda p: Path(p).is_absolute()).all()
+    bad = df[df["status"] == "failed"].set_index("utt_id")["error"]
+    assert "dev.txt line 15" in bad["st-dev-mimi_gone"] and "missing" in bad["st-dev-mimi_gone"]
+    assert "dev.txt line 16" in bad["st-dev-snac_p227_001x"] and "unknown label '42'" in bad["st-dev-snac_p227_001x"]
+    ok = df[df["status"] == "ok"]
+    by = ok.groupby("subset").size().to_dict()
+    assert by["train"] == 4 * 7 and by["dev"] == 2 * 7 and by["eval_id"] == 3 * 7 and by["eval_ood"] == 3 * 5
+    assert by["diff_config"] == 2 and by["diff_source"] == 3 and by["ood_config"] == 1 and by["alm"] == 8
+    assert by["unseen_real"] == 1
+    row = ok.set_index("utt_id").loc["st-train-mimi_p225_001"]
+    assert (row["label"], row["codec"], row["vq"], row["aux"], row["decoder"]) == (1, "Mimi", "MVQ", "semantic", "time")
+    assert row["source_utt_id"] == "st-train-p225_001" and row["speaker"] == "p225" and row["language"] == "en"
+    assert set(ok.loc[ok["subset"] == "eval_ood", "label"]) == set(range(7, 12))
+    dc = ok[ok["subset"] == "diff_config"].set_index("condition")["label"].to_dict()
+    assert dc == {"C3-1": 3, "C4-2": 4}
+    ds = ok[ok["subset"] == "diff_source"].set_index("condition")["label"].to_dict()
+    assert ds == {"NCSSD-mimi": 1, "NCSSD-snac": 6, "NCSSD-wavtokenizer": 7}
+    assert ok.loc[ok["subset"] == "ood_config", "variant"].tolist() == ["wavtokenizer_24k_40tps"]
+    alm = ok[ok["subset"] == "alm"]
+    assert (alm["label"] == -1).all() and alm["is_fake"].all()
+    backends = {c: json.loads(e)["backend_label"] for c, e in zip(alm["condition"], alm["extra"])}
+    assert backends == ALM_BACKENDS
+    warnings = "\n".join(df.attrs["warnings"])
+    assert "eval_id: 3 real rows" in warnings and "differs from README" in warnings
+    assert "alm mini-omni: read from ALM/mini-omni (README layout, flat)" in warnings
+    table = counts(df)
+    assert int(table.loc[(table["subset"] == "dev"), "failed"].sum()) == 2
+
+
+def test_st_codecfake_alternatives_and_protocol_files(tmp_path):
+    root = make_st(tmp_path / "st", mini_omni_alt=True)
+    df = prepare_st_codecfake(root)
+    assert "config.py layout ALM/mini-omni/A1-A2" in "\n".join(df.attrs["warnings"])
+    assert (df.loc[df["condition"] == "mini-omni", "status"] == "ok").sum() == 2
+    written = write_release_protocol(df, tmp_path / "out")
+    pdir = tmp_path / "out" / "protocol"
+    for name in ("train", "dev", "eval_id", "eval_ood", "diff_config", "diff_source", "ood_config", "alm", "unseen_real"):
+        got = read_manifest(pdir / f"{name}.parquet", validate=True)
+        assert got.attrs["kind"] == "protocol" and (got["subset"] == name).all()
+    summary = pd.read_csv(pdir / "summary.csv")
+    assert list(summary.columns) == ["subset", "label", "label_name", "condition", "rows"]
+    assert summary.loc[summary["subset"] == "train", "rows"].sum() == 28
+    assert "failed" not in written
+    from train.study import load_protocol
+
+    prot = load_protocol(pdir)
+    assert set(prot.subsets) >= {"train", "eval_id", "eval_ood", "alm", "diff_config"}
+
+
+def test_st_codecfake_unseen_real_manifest(tmp_path):
+    from manifests import real_row, to_frame
+
+    root = make_st(tmp_path / "st")
+    wav(tmp_path / "itw" / "0.wav", 5)
+    src = to_frame([dict(real_row(utt_id="in_the_wild-0", corpus="in_the_wild", path="0.wav"))], "source")
+    src.attrs["root"] = str(tmp_path / "itw")
+    df = prepare_st_codecfake(root, unseen_real=[src])
+    ur = df[df["subset"] == "unseen_real"].set_index("condition")
+    assert ur.loc["in_the_wild", "path"] == str(tmp_path / "itw" / "0.wav")
+
+
+def test_incomplete_or_packed_roots(tmp_path):
+    root = tmp_path / "st"
+    (root / "label").mkdir(parents=True)
+    (root / "train.zip").write_bytes(b"PK")
+    with pytest.raises(ReleaseError, match=r"missing train, dev, eval_id.*archives \(train.zip\)"):
+        prepare_st_codecfake(root)
+    cf = tmp_path / "cf"
+    cf.mkdir()
+    (cf / "train_split.zip").write_bytes(b"PK")
+    (cf / "train_split.z01").write_bytes(b"PK")
+    with pytest.raises(ReleaseError, match=r"train_split.z01.*7z x train_split.zip"):
+        prepare_codecfake(cf)
+
+
+def make_codecfake(root: Path) -> Path:
+    k = 0
+    tr = []
+    for u in ("p225_001", "SSB00050001"):
+        wav(root / "train" / f"{u}.wav", k); k += 1
+        tr.append(f"{u}.wav real 0")
+        for f in range(1, 7):
+            wav(root / "train" / f"F0{f}_{u}.wav", k); k += 1
+            tr.append(f"F0{f}_{u}.wav fake F0{f}")
+    lines(root / "label" / "train.txt", tr)
+    wav(root / "dev" / "p226_001.wav", k); k += 1
+    wav(root / "dev" / "F02_p226_001.wav", k); k += 1
+    lines(root / "label" / "dev.txt", ["p226_001.wav real 0", "F02_p226_001.wav fake F02", "F03_gone.wav fake F03",
+                                       "F01_p226_001.wav maybe F01"])
+    for c in ("C1", "C7"):
+        wav(root / "test" / c / "p227_001.wav", k); k += 1
+        wav(root / "test" / c / f"{c}_p227_001.wav", k); k += 1
+        lines(root / "label" / f"{c}.txt", ["p227_001.wav real", f"{c}_p227_001.wav fake"])
+    wav(root / "test" / "C3-2" / "x_p227_001.wav", k); k += 1
+    lines(root / "label" / "C3-2.txt", ["x_p227_001.wav fake"])
+    wav(root / "test" / "A1" / "a1_0.wav", k); k += 1
+    wav(root / "test" / "A1" / "stray.wav", k); k += 1
+    lines(root / "label" / "A1.txt", ["a1_0.wav fake"])
+    return root
+
+
+def test_codecfake_replica(tmp_path):
+    df = prepare_codecfake(make_codecfake(tmp_path / "cf"))
+    validate_manifest(df, kind="protocol")
+    ok = df[df["status"] == "ok"].set_index("utt_id")
+    assert ok.loc["codecfake-train-F02_p225_001", "label"] == 2
+    assert ok.loc["codecfake-train-F01_SSB00050001", "codec"] == "SoundStream"
+    assert ok.loc["codecfake-train-F02_p225_001", "source_utt_id"] == "codecfake-train-p225_001"
+    assert (ok.loc["codecfake-C1-C1_p227_001", ["subset", "condition", "label"]].tolist() == ["eval_id", "C1", 11])
+    assert ok.loc["codecfake-C7-C7_p227_001", "subset"] == "eval_ood" and ok.loc["codecfake-C7-C7_p227_001", "label"] == 9
+    assert ok.loc["codecfake-C3-2-x_p227_001", "subset"] == "diff_config" and ok.loc["codecfake-C3-2-x_p227_001", "label"] == 3
+    a1 = ok.loc["codecfake-A1-a1_0"]
+    assert (a1["subset"], a1["label"], bool(a1["is_fake"])) == ("alm", -1, True)
+    bad = df[df["status"] == "failed"].set_index("utt_id")["error"]
+    assert "dev.txt line 3" in bad["codecfake-dev-F03_gone"] and "missing" in bad["codecfake-dev-F03_gone"]
+    assert "dev.txt line 4" in bad["codecfake-dev-F01_p226_001"] and "unknown label 'maybe'" in bad["codecfake-dev-F01_p226_001"]
+    assert "not listed in" in bad["codecfake-A1-stray"]
+    assert len(df) == 14 + 4 + 4 + 1 + 2
+
+
+def make_cfp(root: Path) -> Path:
+    meta = root / "metadata"
+    audio = root / "all_data_16k"
+    k = 0
+    tr = []
+    for u in ("p225_001", "p226_002"):
+        wav(audio / f"{u}.wav", k); k += 1
+        tr.append(f"{u.split('_')[0]} {u} - REAL REAL REAL bonafide")
+    for u, codec, tax in (("p225_001", "mini", "SEM TIME MVQ"), ("p226_002", "bigcodec", "Trad TIME SVQ"),
+                          ("p225_001", "audiodec_24k_320d", "Trad FREQ MVQ")):
+        wav(audio / f"{u}_{codec}.wav", k); k += 1
+        tr.append(f"{u.split('_')[0]} {u}_{codec} - {tax} spoof")
+    tr.append("p225 p225_001_ticodec_1g1r - Disent TIME SVQ spoof")  # file missing
+    tr.append("p225 p225_001_weird - Foo TIME MVQ spoof")  # unknown taxonomy label
+    lines(meta / "training" / "train_mult_learn.txt", tr)
+    wav(audio / "p227_001.wav", k); k += 1
+    wav(audio / "p227_001_vocos_encodec_6.wav", k); k += 1
+    lines(meta / "evaluation" / "CoRS_ALL.txt", ["p227 p227_001 - - bonafide", "p227 p227_001_vocos_encodec_6 - - spoofs"])
+    wav(root / "SLMdemos_16k" / "VALLE" / "v_0.wav", k); k += 1
+    wav(root / "SLMdemos_16k" / "VIOLA" / "ref_1.wav", k); k += 1
+    lines(meta / "evaluation" / "CoSG_ALL.txt", ["VALLE v_0 - - spoof", "VIOLA ref_1 - bonafide", "VIOLA ref_2 - real"])
+    lines(meta / "evaluation" / "CoSG_SEEN.txt", ["VALLE v_0 - MVQ spoof"])
+    return root
+
+
+def test_codecfake_plus_replica(tmp_path):
+    df = prepare_codecfake_plus(make_cfp(tmp_path / "cfp"))
+    validate_manifest(df, kind="protocol")
+    ok = df[df["status"] == "ok"].set_index("utt_id")
+    mimi = ok.loc["cfp-p225_001_mini"]
+    assert (mimi["label"], mimi["variant"], mimi["aux"], mimi["decoder"], mimi["vq"]) == (1, "mimi_24k_8q", "semantic", "time", "MVQ")
+    big = ok.loc["cfp-p226_002_bigcodec"]
+    assert (big["label"], big["vq"], big["aux"], big["decoder"], big["condition"]) == (-1, "SVQ", "none", "time", "bigcodec")
+    assert ok.loc["cfp-p225_001_audiodec_24k_320d", "decoder"] == "frequency"
+    assert ok.loc["cfp-p225_001", "subset"] == "train" and ok.loc["cfp-p225_001", "label"] == 0
+    voc = ok.loc["cfp-p227_001_vocos_encodec_6"]
+    assert voc["subset"] == "cors" and bool(voc["is_fake"])
+    assert any("'spoofs' read as 'spoof'" in w for w in df.attrs["warnings"])
+    assert ok.loc["cfp-VALLE-v_0", "subset"] == "alm" and ok.loc["cfp-VALLE-v_0", "condition"] == "VALLE"
+    assert not ok.loc["cfp-VIOLA-ref_1", "is_fake"]
+    bad = df[df["status"] == "failed"].set_index("utt_id")["error"]
+    assert "train_mult_learn.txt line 6" in bad["cfp-p225_001_ticodec_1g1r"]
+    assert "line 7: unknown taxonomy labels Foo" in bad["cfp-p225_001_weird"]
+    assert "CoSG_ALL.txt line 3: unknown label 'real'" in bad["cfp-VIOLA-ref_2"]
+
+
+def test_fallback_table_agrees_with_catalog():
+    catalog = pytest.importorskip("codec_wrappers.catalog", reason="codec catalog not importable")
+    for label, (codec, vid, vq, aux, dec) in ST_CODECS.items():
+        v = catalog.st_variant(label)
+        assert (v.codec, v.id, v.taxonomy.vq, v.taxonomy.aux, v.taxonomy.decoder) == (codec, vid, vq, aux, dec), label
+
+
+def test_codecfake_plus_taxonomy_is_ours():
+    """CodecFake+'s published VQ/AUX/DEC labels are the reference: every shared codec agrees."""
+    catalog = pytest.importorskip("codec_wrappers.catalog", reason="codec catalog not importable")
+    cat = catalog.load_catalog()
+    shared = [c for c in CFP_TAXONOMY if ST_OF_CODEC[c][0] in cat]
+    assert len(shared) >= 10
+    for codec in shared:
+        v = cat[ST_OF_CODEC[codec][0]]
+        aux, dec, vq = CFP_TAXONOMY[codec]
+        assert (v.taxonomy.aux, v.taxonomy.decoder, v.taxonomy.vq) == (aux, dec, vq), codec
+        assert v.st_label == ST_OF_CODEC[codec][1], codec
