@@ -271,3 +271,29 @@ def test_codecfake_plus_taxonomy_is_ours():
         aux, dec, vq = CFP_TAXONOMY[codec]
         assert (v.taxonomy.aux, v.taxonomy.decoder, v.taxonomy.vq) == (aux, dec, vq), codec
         assert v.st_label == ST_OF_CODEC[codec][1], codec
+
+
+def test_cli_ingest_releases(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    runner = CliRunner()
+    root = make_st(tmp_path / "st")
+    out = tmp_path / "st.parquet"
+    res = runner.invoke(app, ["ingest", "st-codecfake", str(root), "-o", str(out), "--protocol-dir", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
+    assert "eval_ood" in res.output and "mini-omni" in res.output
+    assert read_manifest(out).attrs["kind"] == "protocol"
+    assert (tmp_path / "run" / "protocol" / "alm.parquet").is_file()
+    res = runner.invoke(app, ["ingest", "codecfake", str(make_codecfake(tmp_path / "cf")), "-o", str(tmp_path / "cf.parquet")])
+    assert res.exit_code == 0, res.output
+    assert "unknown label 'maybe'" in res.output
+    res = runner.invoke(app, ["ingest", "codecfake-plus", str(make_cfp(tmp_path / "cfp")), "-o", str(tmp_path / "p.parquet"),
+                              "--balance", "bal_vq"])
+    assert res.exit_code == 0, res.output  # no bal_vq lists in the replica: noted, CoRS/CoSG still read
+    assert "train_mult_learn_bal_vq.txt not found" in res.output
+    res = runner.invoke(app, ["ingest", "codecfake", str(tmp_path / "nowhere_cf"), "-o", str(tmp_path / "x.parquet")])
+    assert res.exit_code == 2
+    res = runner.invoke(app, ["ingest", "st-codecfake", str(root), "-o", str(tmp_path / "y.parquet"), "--balance", "bal_vq"])
+    assert res.exit_code != 0 and "does not apply" in res.output

@@ -12,6 +12,69 @@ from typing import Optional
 import typer
 
 CORPORA = ("vctk", "aishell3", "ncssd", "asvspoof2019_la", "in_the_wild", "labelled_folder")
+RELEASE_NAMES = ("st-codecfake", "codecfake", "codecfake-plus")  # pipeline.releases.RELEASES
+
+
+def print_release_counts(df, output: Path | None = None, protocol_dir: Path | None = None, max_errors: int = 20,
+                         max_warnings: int = 20) -> None:
+    """Rich table of a release's rows per subset x condition x label (ok / failed), errors, warnings."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline.releases import counts
+
+    console = Console(soft_wrap=True)
+    ok = int((df["status"] == "ok").sum())
+    table = Table(title=f"{df.attrs.get('release', '')}: {ok} ok, {len(df) - ok} failed")
+    for name in ("subset", "condition", "label", "label_name", "ok", "failed"):
+        table.add_column(name, justify="right" if name in ("label", "ok", "failed") else "left")
+    for rec in counts(df).to_dict("records"):
+        table.add_row(rec["subset"], rec["condition"], str(rec["label"]), rec["label_name"], str(rec["ok"]), str(rec["failed"]))
+    console.print(table)
+    bad = df[df["status"] != "ok"]
+    if len(bad):
+        console.print(f"[red]errors (first {min(max_errors, len(bad))} of {len(bad)}):[/red]")
+        for e in bad["error"].head(max_errors):
+            console.print(f"  {e}", markup=False, highlight=False)
+    warnings = df.attrs.get("warnings", [])
+    if warnings:
+        console.print(f"[yellow]notes ({min(max_warnings, len(warnings))} of {len(warnings)}):[/yellow]")
+        for w in warnings[:max_warnings]:
+            console.print(f"  {w}", markup=False, highlight=False)
+    if output is not None:
+        console.print(f"protocol manifest: {output}", markup=False, highlight=False)
+    if protocol_dir is not None:
+        console.print(f"protocol subsets: {protocol_dir}", markup=False, highlight=False)
+
+
+def ingest_release(release: str, path: Path, output: Path, protocol_dir: Path | None, jobs: int,
+                   options: dict, max_errors: int) -> None:
+    """``ncst ingest st-codecfake|codecfake|codecfake-plus``: read a release into protocol rows."""
+    from manifests import write_manifest
+    from pipeline.corpora import CorpusError
+    from pipeline.releases import RELEASES, write_release_protocol
+
+    reader = RELEASES[release]
+    accepted = inspect.signature(reader).parameters
+    wrong = [k for k, v in options.items() if v not in (None, (), []) and k not in accepted]
+    if wrong:
+        raise typer.BadParameter(f"{', '.join('--' + k.replace('_', '-') for k in wrong)} does not apply to {release}",
+                                 param_hint="options")
+    given = {k: v for k, v in options.items() if k in accepted and v not in (None, (), [])}
+    try:
+        df = reader(path, num_jobs=jobs, **given)
+    except (CorpusError, ValueError) as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
+    write_manifest(df, output, kind="protocol")
+    pdir = None
+    if protocol_dir is not None:
+        write_release_protocol(df, protocol_dir)
+        pdir = Path(protocol_dir) / "protocol"
+    print_release_counts(df, output, pdir, max_errors=max_errors)
+    if not (df["status"] == "ok").any():
+        typer.secho("error: no usable audio (0 ok rows)", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
 
 
 def print_summary(summary, output: Path | None = None, max_warnings: int = 20) -> None:
@@ -40,7 +103,7 @@ def print_summary(summary, output: Path | None = None, max_warnings: int = 20) -
 
 
 def ingest(
-    corpus: str = typer.Argument(..., help=f"corpus reader: {', '.join(CORPORA)}"),
+    corpus: str = typer.Argument(..., help=f"corpus reader: {', '.join(CORPORA)}; or a release: {', '.join(RELEASE_NAMES)}"),
     path: Path = typer.Argument(..., help="corpus root folder"),
     output: Path = typer.Option(..., "--output", "-o", help="source manifest to write (.parquet)"),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="threads probing and hashing files"),
@@ -51,8 +114,21 @@ def ingest(
     split: Optional[str] = typer.Option(None, help="vctk: value of the split column"),
     bonafide_only: bool = typer.Option(False, "--bonafide-only", help="asvspoof2019_la, in_the_wild: keep only bona fide rows"),
     max_errors: int = typer.Option(20, help="errors to print"),
+    protocol_dir: Optional[Path] = typer.Option(None, "--protocol-dir", help="releases: also write <DIR>/protocol/<subset>.parquet + summary.csv (for ncst train / ncst study)"),
+    unseen_real: Optional[list[Path]] = typer.Option(None, "--unseen-real", help="st-codecfake: source manifests whose bona fide rows join unseen_real (repeatable)"),
+    metadata_dir: Optional[Path] = typer.Option(None, "--metadata-dir", help="codecfake-plus: metadata folder (default <root>/metadata)"),
+    balance: Optional[str] = typer.Option(None, "--balance", help="codecfake-plus: training lists: bal_dec or bal_vq (default: plain)"),
 ) -> None:
-    """Read a corpus into a source manifest; print rows ok/failed per split, speakers, errors."""
+    """Read a corpus into a source manifest (or a release into protocol rows); print counts and errors."""
+    if corpus in RELEASE_NAMES:
+        ingest_release(corpus, path, output, protocol_dir, jobs,
+                       dict(unseen_real=tuple(unseen_real or ()), metadata_dir=metadata_dir, balance=balance,
+                            mic=mic, labels=labels, corpus=name, language=language, split=split,
+                            bonafide_only=bonafide_only or None), max_errors)
+        return
+    if protocol_dir or unseen_real or metadata_dir or balance:
+        raise typer.BadParameter("--protocol-dir, --unseen-real, --metadata-dir and --balance apply to releases only",
+                                 param_hint="options")
     from manifests import write_manifest
     from pipeline.corpora import READERS, CorpusError, summarize
 
