@@ -1,6 +1,7 @@
 """Release readers on tiny replicas of each published layout (0.2 s files, published label formats)."""
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -297,3 +298,38 @@ def test_cli_ingest_releases(tmp_path):
     assert res.exit_code == 2
     res = runner.invoke(app, ["ingest", "st-codecfake", str(root), "-o", str(tmp_path / "y.parquet"), "--balance", "bal_vq"])
     assert res.exit_code != 0 and "does not apply" in res.output
+
+
+@pytest.mark.skipif(importlib.util.find_spec("train.trainer") is None or importlib.util.find_spec("train.study") is None,
+                    reason="train.trainer / train.study not in the tree yet")
+def test_study_end_to_end_on_st_replica(tmp_path):
+    """ST-Codecfake replica -> release protocol -> tiny mel_lcnn (1 epoch) -> ncst study: all four tables."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from train.config import TrainConfig
+    from train.trainer import train
+
+    out = tmp_path / "out"
+    df = prepare_st_codecfake(make_st(tmp_path / "st"))
+    write_release_protocol(df, out)
+    cfg = TrainConfig(model="mel_lcnn", protocol_dir=str(out / "protocol"), out_dir=str(out / "runs" / "tiny"), epochs=1,
+                      batch_size=8, num_samples=4000, progress=False, seed=1)
+    assert (Path(train(cfg)) / "best.pt").exists()
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "st release", "output_dir": "out",
+                                      "study": {"models": ["tiny"], "batch_size": 8, "plots": False}}))
+    res = CliRunner().invoke(app, ["study", str(recipe)])
+    assert res.exit_code == 0, res.output
+    r = json.loads((out / "study" / "results.json").read_text())["models"]["tiny"]
+    assert r["status"] == "ok" and r["classes"] == list(range(7))
+    assert r["table3"]["n"] == 21
+    assert {x["condition"] for x in r["table4"]} >= {"19LA", "C3-1", "C4-2", "NCSSD-mimi", "NCSSD-snac"}
+    t5 = {x["condition"] for x in r["table5"]}
+    assert {"ood_config/wavtokenizer_small40", "diff_source/NCSSD-wavtokenizer", "eval_ood/DAC"} <= t5, t5
+    t6 = {x["condition"]: x for x in r["table6"]}
+    assert set(t6) == set(ALM_BACKENDS)
+    for cond, label in ALM_BACKENDS.items():
+        assert t6[cond]["n"] == 2 and t6[cond]["backend"].startswith(f"{label} ")
+        assert 0.0 <= float(t6[cond]["backend_f1"]) <= 1.0
