@@ -243,8 +243,9 @@ def test_codecfake_plus_replica(tmp_path):
     assert (big["label"], big["vq"], big["aux"], big["decoder"], big["condition"]) == (-1, "SVQ", "none", "time", "bigcodec")
     assert ok.loc["cfp-p225_001_audiodec_24k_320d", "decoder"] == "frequency"
     assert ok.loc["cfp-p225_001", "subset"] == "train" and ok.loc["cfp-p225_001", "label"] == 0
-    voc = ok.loc["cfp-p227_001_vocos_encodec_6"]
-    assert voc["subset"] == "cors" and bool(voc["is_fake"])
+    voc = ok.loc["cfp-cors-p227_001_vocos_encodec_6"]
+    assert voc["subset"] == "cors" and bool(voc["is_fake"]) and voc["source_utt_id"] == "cfp-cors-p227_001"
+    assert ok.loc["cfp-cors-p227_001", "label"] == 0
     assert any("'spoofs' read as 'spoof'" in w for w in df.attrs["warnings"])
     assert ok.loc["cfp-VALLE-v_0", "subset"] == "alm" and ok.loc["cfp-VALLE-v_0", "condition"] == "VALLE"
     assert not ok.loc["cfp-VIOLA-ref_1", "is_fake"]

@@ -109,7 +109,8 @@ def prepare_codecfake_plus(root: str | os.PathLike, metadata_dir: str | os.PathL
         codec = "" if cosg else _codec_of(stem, spk)
         is_fake = LABELS.get(raw.lower())
         sp, lang = speaker_language(stem)
-        base = dict(utt_id=f"cfp-{parts[0]}-{stem}" if cosg else f"cfp-{stem}", corpus=RELEASE, path=str(wav),
+        uid = f"cfp-{parts[0]}-{stem}" if cosg else (f"cfp-cors-{stem}" if subset == "cors" else f"cfp-{stem}")
+        base = dict(utt_id=uid, corpus=RELEASE, path=str(wav),
                     speaker=spk if not cosg else "", language=lang, split=subset,
                     extra={"label_file": lf.name, "line": n, "release_label": raw, "codec": codec})
         error = ""
@@ -134,7 +135,7 @@ def prepare_codecfake_plus(root: str | os.PathLike, metadata_dir: str | os.PathL
             if tax is not None:  # the release's own taxonomy label wins for its rows
                 row.update(aux=tax[0], decoder=tax[1], vq=tax[2])
             src = stem[: -len(codec) - 1] if codec and stem.endswith("_" + codec) else stem
-            row["source_utt_id"] = f"cfp-{src}"
+            row["source_utt_id"] = f"cfp-cors-{src}" if subset == "cors" else f"cfp-{src}"
         if not error and not wav.is_file():
             error = f"{wav}: audio file missing (listed in {where})"
         rows.add(row, wav, subset, condition or (codec or row["label_name"]), error)
@@ -184,5 +185,6 @@ def prepare_codecfake_plus(root: str | os.PathLike, metadata_dir: str | os.PathL
             add(cosg, n, parts, "alm", parts[0], wav, "", None, True)
     else:
         rows.warn(f"{cosg} not found: alm (CoSG) has no rows")
-    # Duplicates across train lists and CoRS (the same file listed twice) become failed #dup rows.
+    # CoRS ids carry "cors-": the same file may also sit in a training list. A file listed twice
+    # within the training lists becomes a failed "#dup" row.
     return finish_release(rows, RELEASE, num_jobs)

@@ -13,11 +13,11 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 import pandas as pd
 
-from manifests import failed, to_frame, write_manifest
+from manifests import to_frame, write_manifest
 from manifests.schema import ST_LABELS
 from pipeline.corpora.common import CorpusError, Pending, dedupe_ids, map_rows, read_pending, read_text_file
 
