@@ -334,3 +334,8 @@ def test_study_end_to_end_on_st_replica(tmp_path):
     for cond, label in ALM_BACKENDS.items():
         assert t6[cond]["n"] == 2 and t6[cond]["backend"].startswith(f"{label} ")
         assert 0.0 <= float(t6[cond]["backend_f1"]) <= 1.0
+
+
+def test_alm_backends_agree_with_study():
+    tables = pytest.importorskip("train.tables", reason="train.tables not in the tree yet")
+    assert ALM_BACKENDS == tables.DEFAULT_ALM_BACKENDS
