@@ -193,10 +193,13 @@ def alternate(contenders: dict[str, Callable[[], Any]], rounds: int, warmup: int
     return Timings(runs)
 
 
-def peak_rss_mib(children: bool = False) -> float:
-    """Peak resident set size of this process (or of its waited-for children) in MiB."""
-    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
-    return resource.getrusage(who).ru_maxrss / 1024.0
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process in MiB (``VmHWM``; unlike ``ru_maxrss`` it is not
+    inherited from the parent across fork + exec, so a fresh child reports its own peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 # ------------------------------------------------------------------ output
@@ -317,12 +320,14 @@ def start_local_ray(num_cpus: int | None = None) -> str | None:
     import tempfile
 
     import ray
+    import ray.data
 
     if ray.is_initialized():
         return None
     tmp = tempfile.mkdtemp(prefix="ncb", dir="/tmp")  # short: Ray's socket paths must stay < 108 chars
     ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, _node_ip_address=RAY_IP,
              _temp_dir=tmp, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False  # keep the benchmark's output readable
     return tmp
 
 

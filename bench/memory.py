@@ -3,7 +3,7 @@
 Each run is a fresh Python process (``subprocess``) that imports the engine, then runs
 :func:`pipeline.generate.run_generation` with ``executor="local"``: the process is both the
 driver (plan, manifest shards, merge) and the worker (the same Predictor a Ray actor holds), so
-its peak RSS (``ru_maxrss``) bounds what a worker and the driver need. Codec ``toy_mulaw_16k``
+its peak RSS (``VmHWM``; ``ru_maxrss`` would carry the parent's peak over fork) bounds what a worker and the driver need. Codec ``toy_mulaw_16k``
 (fast; model memory is not what grows with a corpus), utterances 0.3-0.6 s at 48 kHz FLAC.
 
 Goal: flat, bounded by the batch and never by the corpus: peak(2000) / peak(200) <= 1.2. The
@@ -24,7 +24,7 @@ VARIANT = "toy_mulaw_16k"
 REPO = Path(__file__).resolve().parent.parent
 
 CHILD = r"""
-import json, resource, sys
+import json, sys
 from pathlib import Path
 import torch  # noqa: F401  (what a worker holds anyway)
 from bench.common import check_summary, gen_config, generate, set_threads
@@ -32,10 +32,11 @@ from codec_wrappers.registry import load_codec
 from pipeline.generate import run_generation  # noqa: F401
 set_threads(int(sys.argv[4]))
 load_codec(sys.argv[3], "random:0")
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from bench.common import peak_rss_mib
+base = peak_rss_mib()
 s = generate(gen_config(Path(sys.argv[1]), sys.argv[3]), Path(sys.argv[2]), "local")
 check_summary(s, s.planned)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = peak_rss_mib()
 print("RESULT " + json.dumps({"base_mib": base, "peak_mib": peak, "done": s.done, "elapsed_s": s.elapsed_s}))
 """
 
