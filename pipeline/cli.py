@@ -19,7 +19,7 @@ app = typer.Typer(
 )
 
 # (module under pipeline.commands, attribute holding a list of (name, function)).
-_COMMAND_MODULES = ("ingest", "codecs", "generate", "protocol", "train", "study")
+_COMMAND_MODULES = ("ingest", "codecs", "generate", "protocol", "train", "study", "demo")
 
 
 def _register() -> None:

@@ -120,7 +120,13 @@ class TrainConfig:
 
     @classmethod
     def from_recipe(cls, path: str | Path, **overrides: Any) -> "TrainConfig":
-        """Read the ``train:`` section of a YAML recipe, then apply ``overrides``."""
+        """Read the ``train:`` section of a YAML recipe, then apply ``overrides``.
+
+        Like every stage, relative paths are taken from the recipe file's folder, and defaults
+        follow the recipe's ``output_dir``: ``protocol_dir`` = ``<output_dir>/protocol`` and
+        ``out_dir`` = ``<output_dir>/runs/<model>``. A ``per_model:`` mapping (model name ->
+        settings) overrides the section for one model, e.g. fewer epochs for the slowest.
+        """
         import yaml
 
         path = Path(path)
@@ -128,8 +134,35 @@ class TrainConfig:
             raise FileNotFoundError(f"recipe not found: {path}")
         doc = yaml.safe_load(path.read_text()) or {}
         section = doc.get("train", {}) if isinstance(doc, dict) else None
+        if section is None:
+            section = {}
         if not isinstance(section, dict):
             raise ValueError(f"{path}: the 'train:' section must be a mapping")
+        section = dict(section)
+        per_model = section.pop("per_model", None) or {}
+        if not isinstance(per_model, dict):
+            raise ValueError(f"{path}: train.per_model must map model names to settings")
+        unknown_models = sorted(set(per_model) - set(MODEL_NAMES))
+        if unknown_models:
+            raise ValueError(f"{path}: train.per_model: unknown model(s) {unknown_models}; known: {list(MODEL_NAMES)}")
+        model = overrides.get("model") or section.get("model") or cls.model
+        section.update(per_model.get(model) or {})
+        base_dir = path.resolve().parent
+        output_dir = doc.get("output_dir") if isinstance(doc, dict) else None
+        root = (base_dir / output_dir).resolve() if output_dir else base_dir
+
+        def rel(value: Any) -> str:
+            p = Path(str(value)).expanduser()
+            return str(p if p.is_absolute() else (base_dir / p).resolve())
+
+        for key in ("protocol_dir", "out_dir", "feature_cache_dir"):
+            if section.get(key):
+                section[key] = rel(section[key])
+        w2v2 = section.get("w2v2_model")
+        if w2v2 and (str(w2v2).startswith((".", "/", "~")) or (base_dir / str(w2v2)).exists()):
+            section["w2v2_model"] = rel(w2v2)
+        section.setdefault("protocol_dir", str(root / "protocol"))
+        section.setdefault("out_dir", str(root / "runs" / model))
         try:
             base = cls.from_dict(section)
         except (TypeError, ValueError) as exc:

@@ -323,3 +323,37 @@ class CachedFeatureDataset(Dataset):
         feat = np.asarray(self.cache.get(key), dtype=np.float32) if ok else np.zeros(self.shape, np.float32)
         return {"feat": torch.from_numpy(feat), "label": self.base.labels[i], "target": self.base.targets[i],
                 "index": i, "ok": ok}
+
+
+# A model directory holding this file was made with seeded random weights (the demo's stand-in for
+# XLS-R, which cannot be downloaded here); the study flags any run whose front end has it.
+RANDOM_WEIGHTS_MARKER = "ncst_random_weights.json"
+
+
+def is_marked_random(name_or_path: str) -> bool:
+    """True when ``name_or_path`` is a local model directory marked as seeded random weights."""
+    try:
+        return (Path(str(name_or_path)).expanduser() / RANDOM_WEIGHTS_MARKER).is_file()
+    except OSError:
+        return False
+
+
+def make_random_wav2vec2(out_dir: str | Path, seed: int = 0, *, hidden_size: int = 64, num_layers: int = 6) -> Path:
+    """Save a small wav2vec 2.0 with seeded random weights (XLS-R's layout, scaled down) to ``out_dir``.
+
+    The directory gets :data:`RANDOM_WEIGHTS_MARKER` so that every report built on it says the
+    front end is random. Returns ``out_dir``.
+    """
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    out = Path(out_dir)
+    torch.manual_seed(seed)
+    cfg = Wav2Vec2Config(
+        hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=4,
+        intermediate_size=hidden_size * 4, conv_dim=(64,) * 7, do_stable_layer_norm=True,
+        feat_extract_norm="layer", num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=4,
+    )
+    Wav2Vec2Model(cfg).save_pretrained(str(out))
+    (out / "preprocessor_config.json").write_text(json.dumps({"do_normalize": True, "sampling_rate": 16000}))
+    (out / RANDOM_WEIGHTS_MARKER).write_text(json.dumps({"seed": seed, "note": "seeded random weights, not XLS-R"}))
+    return out

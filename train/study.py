@@ -34,6 +34,7 @@ import pandas as pd
 
 from manifests import ID_LABELS, read_manifest
 
+from .features import is_marked_random
 from .ood import DETECTOR_NAMES, fit_detectors, make_detector
 from .tables import (
     DEFAULT_ALM_BACKENDS,
@@ -493,7 +494,7 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
 
     for info in model_json.values():
         for k, v in (info.get("train_config") or {}).items():
-            if isinstance(v, str) and v.lower().startswith("random"):
+            if isinstance(v, str) and (v.lower().startswith("random") or is_marked_random(v)):
                 random_ids.append(f"model {k}={v}")
 
     tables = {
