@@ -172,32 +172,16 @@ def official_state_dict(ckpt: Mapping[str, Any]) -> dict[str, torch.Tensor]:
 
 def load_official_checkpoint(model: HiFiCodecModel, path: str) -> HiFiCodecModel:
     """Load a HiFi-Codec checkpoint file into ``model`` with ``strict=True``; errors name the file."""
-    from codec_wrappers.weights import load_checkpoint
+    from codec_wrappers.weights import load_strict
 
-    ckpt = load_checkpoint(path)
-    if not isinstance(ckpt, Mapping):
-        raise ValueError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
-    try:
-        model.load_state_dict(official_state_dict(ckpt), strict=True)
-    except (RuntimeError, ValueError) as exc:
-        raise ValueError(f"{path}: not a HiFi-Codec checkpoint for this config ({exc})") from None
-    return model
+    return load_strict(model, path, official_state_dict, "HiFi-Codec")
 
 
 def build_model(cfg: HiFiCodecConfig, weights: ResolvedWeights) -> HiFiCodecModel:
     """A model in eval mode with seeded random weights or the checkpoint file of ``weights``."""
-    from codec_wrappers.weights import seeded_state_dict
+    from codec_wrappers.weights import init_from_weights
 
-    model = HiFiCodecModel(cfg).eval()
-    if weights.kind == "random":
-        model.load_state_dict(seeded_state_dict(model, weights.seed or 0))
-    elif weights.kind == "files":
-        if len(weights.files) != 1:
-            raise ValueError(f"HiFi-Codec takes one checkpoint file, got {list(weights.files)}")
-        load_official_checkpoint(model, weights.files[0])
-    else:
-        raise ValueError(f"HiFi-Codec needs weights ('random:<seed>' or a checkpoint), got kind {weights.kind!r}")
-    return model
+    return init_from_weights(HiFiCodecModel(cfg), weights, load_official_checkpoint, "HiFi-Codec")
 
 
 class HiFiCodecCodec(BatchedCodec):

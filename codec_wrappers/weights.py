@@ -328,3 +328,37 @@ def scale_residual_branches(model: Any, state: dict[str, Any], class_name: str =
         if keys:
             state[keys[-1]] = state[keys[-1]] * gain
     return state
+
+
+def load_strict(model: Any, path: str | os.PathLike, to_state_dict, codec: str) -> Any:
+    """Load checkpoint file ``path`` into ``model`` with ``strict=True``.
+
+    ``to_state_dict(ckpt_dict) -> state_dict`` maps the upstream file's layout (prefixes, nested
+    parts) onto the model's keys. Any mismatch is a ``ValueError`` naming the file and the codec.
+    """
+    ckpt = load_checkpoint(path)
+    if not isinstance(ckpt, Mapping):
+        raise ValueError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
+    try:
+        model.load_state_dict(to_state_dict(ckpt), strict=True)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"{path}: not a {codec} checkpoint for this config ({exc})") from None
+    return model
+
+
+def init_from_weights(model: Any, weights: ResolvedWeights, load_file, codec: str) -> Any:
+    """Put seeded random weights or the one checkpoint file of ``weights`` into ``model``; eval mode.
+
+    ``load_file(model, path)`` loads an official file (usually :func:`load_strict` with the
+    family's key mapping).
+    """
+    model.eval()
+    if weights.kind == "random":
+        model.load_state_dict(seeded_state_dict(model, weights.seed or 0))
+    elif weights.kind == "files":
+        if len(weights.files) != 1:
+            raise ValueError(f"{codec} takes one checkpoint file, got {list(weights.files)}")
+        load_file(model, weights.files[0])
+    else:
+        raise ValueError(f"{codec} needs weights ('random:<seed>' or a checkpoint file), got kind {weights.kind!r}")
+    return model
