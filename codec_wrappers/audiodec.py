@@ -296,14 +296,9 @@ def load_official_state_dicts(model: AudioDecModel, autoencoder_sd: Mapping, voc
     """Load the symAD generator and the AudioDec_v1 vocoder generator state dicts strictly."""
     state = {f"autoencoder.{k}": v for k, v in autoencoder_sd.items()}
     state.update({f"vocoder.{k}": v for k, v in vocoder_sd.items()})
-    own = model.state_dict()
-    bad = [f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
-           if k in own and tuple(v.shape) != tuple(own[k].shape)]
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    if bad or missing or unexpected:
-        raise ValueError(f"{source or 'AudioDec checkpoint'}: does not match AudioDec libritts_v1: shape mismatches "
-                         f"{bad[:5]}, missing {missing[:5]} ({len(missing)}), unexpected {unexpected[:5]} ({len(unexpected)})")
-    model.load_state_dict(state, strict=True)
+    from codec_wrappers.weights import load_state_checked
+
+    load_state_checked(model, state, f"{source or 'AudioDec checkpoint'}: does not match AudioDec libritts_v1")
 
 
 class AudioDecCodec(BatchedCodec):

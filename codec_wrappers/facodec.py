@@ -332,14 +332,9 @@ def load_official_state_dicts(model: FACodecModel, encoder_sd: Mapping, decoder_
     """Load Amphion's two plain state dicts (encoder, decoder) strictly; predictors are dropped."""
     state = {f"encoder.{k}": v for k, v in encoder_sd.items()}
     state.update({f"decoder.{k}": v for k, v in decoder_sd.items() if not k.startswith(TRAINING_ONLY_PREFIXES)})
-    own = model.state_dict()
-    bad = [f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
-           if k in own and tuple(v.shape) != tuple(own[k].shape)]
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    if bad or missing or unexpected:
-        raise ValueError(f"{source or 'FACodec checkpoint'}: does not match FACodec: shape mismatches {bad[:5]}, "
-                         f"missing {missing[:5]} ({len(missing)}), unexpected {unexpected[:5]} ({len(unexpected)})")
-    model.load_state_dict(state, strict=True)
+    from codec_wrappers.weights import load_state_checked
+
+    load_state_checked(model, state, f"{source or 'FACodec checkpoint'}: does not match FACodec")
 
 
 class FACodecCodec(BatchedCodec):

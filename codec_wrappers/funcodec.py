@@ -319,15 +319,9 @@ def load_official_state_dict(model: FunCodecModel, checkpoint: Mapping[str, torc
         key = key[len("module."):] if key.startswith("module.") else key
         if not key.startswith(TRAINING_ONLY_PREFIXES):
             state[key] = value
-    own = model.state_dict()
-    bad = [f"{k}: {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in state.items()
-           if k in own and tuple(v.shape) != tuple(own[k].shape)]
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if bad or missing or unexpected:
-        raise ValueError(f"{source}: does not match the FunCodec architecture: shape mismatches {bad[:5]}, "
-                         f"missing {missing[:5]} ({len(missing)}), unexpected {unexpected[:5]} ({len(unexpected)})")
-    model.load_state_dict(state, strict=True)
+    from codec_wrappers.weights import load_state_checked
+
+    load_state_checked(model, state, f"{source}: does not match the FunCodec architecture")
 
 
 class FunCodecCodec(Codec):

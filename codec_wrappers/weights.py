@@ -362,3 +362,16 @@ def init_from_weights(model: Any, weights: ResolvedWeights, load_file, codec: st
     else:
         raise ValueError(f"{codec} needs weights ('random:<seed>' or a checkpoint file), got kind {weights.kind!r}")
     return model
+
+
+def load_state_checked(model: Any, state: Mapping[str, Any], what: str) -> None:
+    """``model.load_state_dict(state, strict=True)`` after a check whose error lists shape
+    mismatches, missing and unexpected keys (the first few of each), prefixed by ``what``."""
+    own = model.state_dict()
+    bad = [f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
+           if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if bad or missing or unexpected:
+        raise ValueError(f"{what}: shape mismatches {bad[:5]}, missing {missing[:5]} ({len(missing)}), "
+                         f"unexpected {unexpected[:5]} ({len(unexpected)})")
+    model.load_state_dict(state, strict=True)
