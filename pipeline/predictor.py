@@ -146,6 +146,10 @@ def write_batch(batch: Mapping[str, Any], *, audio_format: str = "flac") -> dict
     }
 
 
+# Padded audio per forward pass on a GPU when the recipe does not say (seconds at the codec rate).
+GPU_BATCH_SECONDS = 320.0
+
+
 def length_buckets(lengths: Sequence[int], max_samples: int) -> list[list[int]]:
     """Group item indices into padded batches of at most ``max_samples`` (= items x longest).
 
@@ -176,7 +180,9 @@ class Predictor:
         weights: weights spec for :func:`codec_wrappers.registry.load_codec` (None = official,
             ``"random:<seed>"`` = seeded random, or a path).
         device: ``"auto"`` (CUDA when visible, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-        max_batch_seconds: padded audio per forward pass, in seconds at the codec rate.
+        max_batch_seconds: padded audio per forward pass, in seconds at the codec rate. None
+            (default): :data:`GPU_BATCH_SECONDS` on a GPU, one item per forward on CPU, where
+            bench/ measured padded batches slower than single items (no parallel lanes to fill).
         stages: ``"all"``: decode + resynthesise + write (returns :data:`RESULT_KEYS`);
             ``"model"``: expects :func:`decode_batch` output and returns it with ``output`` and
             ``weights_id`` added (then run :func:`write_batch`).
@@ -190,7 +196,7 @@ class Predictor:
         weights: str | None = None,
         *,
         device: str = "auto",
-        max_batch_seconds: float = 320.0,
+        max_batch_seconds: float | None = None,
         stages: str = "all",
         audio_format: str = "flac",
         seed: int = 0,
@@ -212,6 +218,8 @@ class Predictor:
         self.sample_rate = int(self.codec.sample_rate)
         self.weights_id = self.codec.weights.weights_id
         self.device = device
+        if max_batch_seconds is None:
+            max_batch_seconds = GPU_BATCH_SECONDS if str(device).startswith("cuda") else 0.0
         self.max_samples = max(1, int(max_batch_seconds * self.sample_rate))
         self.stages = stages
         self.audio_format = audio_format

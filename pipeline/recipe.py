@@ -17,7 +17,8 @@ section; ``protocol:``, ``train:`` and ``study:`` belong to their own stages and
       sample_rate: native    # "native" (the codec's rate) or an integer, e.g. 16000
       seed: 0
       batch_size: 16         # items per predictor call
-      max_batch_seconds: 320 # padded audio per forward pass (length bucketing)
+      max_batch_seconds: null  # padded audio per forward pass (length bucketing); null = 320 on a GPU,
+                               # one item per forward on CPU (faster there, see bench/README.md)
       split_io: auto         # decode / write in their own Ray stages: auto (= when GPUs) | true | false
       shard_rows: 256        # manifest rows per parquet shard (resume granularity)
       executor: ray          # ray | local (in-process, no Ray)
@@ -91,7 +92,7 @@ class GenerateConfig:
     sample_rate: str | int = "native"
     seed: int = 0
     batch_size: int = 16
-    max_batch_seconds: float = 320.0
+    max_batch_seconds: float | None = None
     split_io: str | bool = "auto"
     shard_rows: int = 256
     executor: str = "ray"
@@ -116,7 +117,7 @@ class GenerateConfig:
             raise ValueError(f"sample_rate must be 'native' or a positive integer, got {self.sample_rate!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.max_batch_seconds <= 0:
+        if self.max_batch_seconds is not None and self.max_batch_seconds <= 0:
             raise ValueError(f"max_batch_seconds must be > 0, got {self.max_batch_seconds}")
         if self.split_io not in ("auto", True, False):
             raise ValueError(f"split_io must be auto, true or false, got {self.split_io!r}")
@@ -253,7 +254,7 @@ def parse_generate(section: Any, base: Path, where: str = "<recipe>") -> Generat
     if "num_cpus" in section:
         kwargs["num_cpus"] = _number(w, "num_cpus", section["num_cpus"], int, allow_none=True)
     if "max_batch_seconds" in section:
-        kwargs["max_batch_seconds"] = _number(w, "max_batch_seconds", section["max_batch_seconds"], float)
+        kwargs["max_batch_seconds"] = _number(w, "max_batch_seconds", section["max_batch_seconds"], float, allow_none=True)
     if "sample_rate" in section:
         sr = section["sample_rate"]
         kwargs["sample_rate"] = sr if sr == "native" else _number(w, "sample_rate", sr, int)
