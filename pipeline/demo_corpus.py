@@ -13,6 +13,7 @@ give about 1.5 minutes of audio, small enough for the 11-codec demo on 2 CPU cor
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,8 @@ class DemoCorpus:
     n_aishell3: int
     duration_s: float  # total audio (one mic for VCTK)
     corrupt_files: tuple[Path, ...] = ()
+    ncssd_dir: Path | None = None  # NCSSD-layout dialogues (unseen real / different source), if any
+    n_ncssd: int = 0
 
 
 def synth_utterance(
@@ -143,6 +146,8 @@ def make_demo_corpus(
     max_duration_s: float = 2.5,
     vctk_mics: tuple[str, ...] = ("mic1", "mic2"),
     corrupt: bool = False,
+    ncssd_dialogues: int = 0,
+    ncssd_turns: int = 3,
 ) -> DemoCorpus:
     """Write a synthetic VCTK 0.92 tree and AISHELL-3 tree under ``out_dir``.
 
@@ -157,6 +162,10 @@ def make_demo_corpus(
             a little extra noise (a different "microphone" of the same performance).
         corrupt: also write one deliberately broken file (for tests): the last VCTK speaker's
             first mic1 FLAC is replaced by bytes that are not audio. Off for the demo.
+        ncssd_dialogues: also write this many two-speaker dialogues of ``ncssd_turns`` turns in
+            the NCSSD layout read by ``prepare_ncssd`` (``out_dir/ncssd/R-EN/<dialogue>/``: 16 kHz
+            WAV turns, ``.lab`` transcripts, ``metadata.json``): the study's unseen-real and
+            different-source sets. Written last, so the other corpora do not change with it.
 
     Returns:
         A :class:`DemoCorpus` with the two corpus roots to pass to ``prepare_vctk`` and
@@ -222,8 +231,31 @@ def make_demo_corpus(
         bad = vctk / "wav48_silence_trimmed" / v_speakers[-1].speaker / f"{v_speakers[-1].speaker}_001_mic1.flac"
         bad.write_bytes(b"this is not a FLAC file\n" * 8)
         broken.append(bad)
+    ncssd = root / "ncssd" if ncssd_dialogues else None
+    n_ncssd = 0
+    if ncssd is not None:
+        nsr = 16000
+        pair = _speakers(rng, "n", 0, 2)
+        for d in range(1, ncssd_dialogues + 1):
+            folder = ncssd / "R-EN" / f"{d:04d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            turns = {}
+            for t in range(ncssd_turns):
+                spk = pair[t % 2]
+                dur = float(rng.uniform(min_duration_s, max_duration_s))
+                audio = synth_utterance(rng, nsr, dur, spk.f0 * rng.uniform(0.9, 1.1), spk.formant_scale)
+                text = " ".join(rng.choice(_EN_WORDS, size=int(rng.integers(4, 9)))).capitalize() + "."
+                stem = f"{t}_{t % 2}_d{d}"
+                write_audio(folder / f"{stem}.wav", audio, nsr, "WAV")
+                (folder / f"{stem}.lab").write_text(text + "\n", encoding="utf-8")
+                turns[str(t)] = {"index": t, "duration": round(dur, 3), "speaker": t % 2, "text": text, "sample_rate": nsr}
+                total += dur
+                n_ncssd += 1
+            (folder / "metadata.json").write_text(json.dumps({"dialog": d, "utterents": turns}, indent=1), encoding="utf-8")
     return DemoCorpus(
         root=root,
+        ncssd_dir=ncssd,
+        n_ncssd=n_ncssd,
         vctk_dir=vctk,
         aishell3_dir=ai,
         n_vctk=vctk_speakers * utterances_per_speaker,
@@ -236,8 +268,9 @@ def make_demo_corpus(
 def ingest_demo_corpus(
     demo: DemoCorpus, manifest_dir: str | os.PathLike, num_jobs: int = 1
 ) -> dict[str, tuple[Path, pd.DataFrame]]:
-    """Read the demo's two corpora and write ``vctk.parquet`` and ``aishell3.parquet`` source
-    manifests (root = each corpus folder) into ``manifest_dir``.
+    """Read the demo's corpora and write ``vctk.parquet`` and ``aishell3.parquet`` (and
+    ``ncssd.parquet`` when the demo has dialogues) source manifests (root = each corpus folder)
+    into ``manifest_dir``.
 
     Returns ``{"vctk": (path, frame), "aishell3": (path, frame)}``; the frames keep their
     ``attrs["warnings"]`` for :func:`pipeline.corpora.summarize`.
@@ -246,10 +279,12 @@ def ingest_demo_corpus(
     from pipeline.corpora import prepare_aishell3, prepare_vctk
 
     out: dict[str, tuple[Path, pd.DataFrame]] = {}
-    for name, reader, corpus_dir in (
-        ("vctk", prepare_vctk, demo.vctk_dir),
-        ("aishell3", prepare_aishell3, demo.aishell3_dir),
-    ):
+    corpora = [("vctk", prepare_vctk, demo.vctk_dir), ("aishell3", prepare_aishell3, demo.aishell3_dir)]
+    if demo.ncssd_dir is not None:
+        from pipeline.corpora import prepare_ncssd
+
+        corpora.append(("ncssd", prepare_ncssd, demo.ncssd_dir))
+    for name, reader, corpus_dir in corpora:
         df = reader(corpus_dir, num_jobs=num_jobs)
         path = write_manifest(df, Path(manifest_dir) / f"{name}.parquet", root=corpus_dir)
         out[name] = (path, df)

@@ -43,7 +43,8 @@ def run_demo(out: Path, *, executor: str = "local", models: tuple[str, ...] = MO
         console.rule(f"[bold]{title}[/bold]  ({time.perf_counter() - t_start:.0f} s)")
 
     stage("1/6 demo corpus and ingest")
-    demo = make_demo_corpus(out / "corpus", utterances_per_speaker=utterances, min_duration_s=1.0, max_duration_s=1.8)
+    demo = make_demo_corpus(out / "corpus", utterances_per_speaker=utterances, min_duration_s=1.0,
+                            max_duration_s=1.8, ncssd_dialogues=2)
     manifests = ingest_demo_corpus(demo, out / "sources")
     for corpus, (path, df) in manifests.items():
         console.print(f"{corpus}: {int((df['status'] == 'ok').sum())} ok rows, "
