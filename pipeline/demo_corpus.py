@@ -289,3 +289,43 @@ def ingest_demo_corpus(
         path = write_manifest(df, Path(manifest_dir) / f"{name}.parquet", root=corpus_dir)
         out[name] = (path, df)
     return out
+
+
+def make_alm_standin(
+    out_dir: str | os.PathLike,
+    *,
+    label: str = "moshi-standin",
+    variant: str = "mimi_24k_8q",
+    weights: str = "random:0",
+    n: int = 4,
+    seed: int = 1,
+    min_duration_s: float = 1.0,
+    max_duration_s: float = 1.8,
+) -> Path:
+    """A labelled folder standing in for an audio-language-model output set (Table 6).
+
+    Real ALM outputs (Moshi, Mini-omni, SpeechGPT-Gen, VALL-E) cannot be made here, so the demo
+    passes ``n`` new synthetic utterances through the ALM's codec back end (Moshi speaks through
+    Mimi) and labels them ``label``, a name that says it is a stand-in. Written as
+    ``out_dir/*.wav`` + ``labels.csv`` (file,label,speaker) for ``prepare_labelled_folder``.
+    """
+    import torch
+
+    from codec_wrappers.registry import load_codec
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    codec = load_codec(variant, weights=weights)
+    speaker = _speakers(rng, "alm", 0, 1)[0]
+    lines = ["file,label,speaker"]
+    for i in range(n):
+        dur = float(rng.uniform(min_duration_s, max_duration_s))
+        x = torch.from_numpy(synth_utterance(rng, codec.sample_rate, dur, speaker.f0, speaker.formant_scale))
+        with torch.inference_mode():
+            y = codec.resynthesize(x.view(1, 1, -1), torch.tensor([x.numel()]))[0, 0].numpy()
+        name = f"{label}_{i:03d}.wav"
+        write_audio(out / name, y, codec.sample_rate, "WAV")
+        lines.append(f"{name},{label},{speaker.speaker}")
+    (out / "labels.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out

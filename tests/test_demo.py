@@ -27,7 +27,7 @@ def test_demo_runs_every_stage(tmp_path):
     doc = yaml.safe_load(DEMO_RECIPE.read_text())
     eval_only = ["protocol/sources/eval.parquet"]
     doc["generate"]["variants"] = [
-        "funcodec_16k_ds320_time",
+        "funcodec_16k_ds320_time", "mimi_24k_8q",
         {"id": "encodec_24k_6kbps", "sources": ["sources/vctk.parquet", "sources/aishell3.parquet", "sources/ncssd.parquet"]},
         {"id": "soundstream_16k_4kbps", "sources": eval_only},
         {"id": "encodec_24k_3kbps", "sources": eval_only},
@@ -63,3 +63,8 @@ def test_demo_runs_every_stage(tmp_path):
     filled = table4[table4["n"].astype(str) != "0"]
     assert {"unseen real", "different config", "different source"} <= set(filled["set"])
     assert "ncssd-encodec" in set(filled["condition"])
+    # the ALM stand-in (named so) fills Table 6, traced to Mimi (label 1)
+    table6 = pd.read_csv(out / "study" / "table6_alm.csv", comment=">")
+    row = table6[table6["condition"] == "moshi-standin"].iloc[0]
+    assert int(row["n"]) == 4 and 0.0 <= float(row["detect_f1"]) <= 1.0
+    assert str(row["backend"]).startswith("1") and 0.0 <= float(row["backend_f1"]) <= 1.0

@@ -24,7 +24,9 @@ def run_demo(out: Path, *, executor: str = "local", models: tuple[str, ...] = MO
 
     from rich.console import Console
 
-    from pipeline.demo_corpus import ingest_demo_corpus, make_demo_corpus
+    from manifests import write_manifest
+    from pipeline.corpora import prepare_labelled_folder
+    from pipeline.demo_corpus import ingest_demo_corpus, make_alm_standin, make_demo_corpus
     from pipeline.generate import generate_from_recipe, print_summary
     from pipeline.protocol import build_protocol, summarize_protocol, write_split_sources
     from train.config import TrainConfig
@@ -49,6 +51,11 @@ def run_demo(out: Path, *, executor: str = "local", models: tuple[str, ...] = MO
     for corpus, (path, df) in manifests.items():
         console.print(f"{corpus}: {int((df['status'] == 'ok').sum())} ok rows, "
                       f"{df['speaker'].nunique()} speakers -> {path}", highlight=False)
+    # Table 6 needs ALM outputs, which cannot be made here: a flagged stand-in (speech through Mimi).
+    alm_dir = make_alm_standin(out / "corpus" / "alm_standin")
+    alm_path = write_manifest(prepare_labelled_folder(alm_dir, corpus="alm_standin"),
+                              out / "sources" / "alm_standin.parquet", root=alm_dir)
+    console.print(f"alm stand-in (moshi-standin: demo speech through Mimi) -> {alm_path}", highlight=False)
     recipe = out / "recipe.yaml"
     shutil.copyfile(recipe_template, recipe)
 
