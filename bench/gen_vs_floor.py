@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.predictor import default_batch_seconds
 from bench.common import (BenchOptions, BenchResult, Timings, check_summary, gen_config, generate, make_sources,
                           set_threads, start_result, subset_sources, timed)
 
@@ -108,7 +109,10 @@ def bench_variant(vid: str, sources: Path, work: Path, opts: BenchOptions, res: 
     audio = [load_audio(paths[u], target_sr=sr)[0] for u in chosen]
     audio_s = sum(len(a) for a in audio) / sr
 
-    max_samples = max(1, int(gen_config(part, vid).max_batch_seconds * sr))
+    batch_seconds = gen_config(part, vid).max_batch_seconds
+    if batch_seconds is None:  # the engine's own default for this device, so the floor batches alike
+        batch_seconds = default_batch_seconds("cpu")
+    max_samples = max(1, int(batch_seconds * sr))
     batches = floor_batches(audio, BATCH_SIZE, max_samples)
 
     del codec  # one model alive at a time: a second instance can slow the first (glibc heap; see README)

@@ -150,6 +150,12 @@ def write_batch(batch: Mapping[str, Any], *, audio_format: str = "flac") -> dict
 GPU_BATCH_SECONDS = 320.0
 
 
+def default_batch_seconds(device: str) -> float:
+    """Padded audio per forward when a recipe does not say: :data:`GPU_BATCH_SECONDS` on a GPU, 0 on
+    CPU (one item per forward; ``length_buckets`` never puts two items in a 0-sample batch)."""
+    return GPU_BATCH_SECONDS if str(device).startswith("cuda") else 0.0
+
+
 def length_buckets(lengths: Sequence[int], max_samples: int) -> list[list[int]]:
     """Group item indices into padded batches of at most ``max_samples`` (= items x longest).
 
@@ -219,7 +225,7 @@ class Predictor:
         self.weights_id = self.codec.weights.weights_id
         self.device = device
         if max_batch_seconds is None:
-            max_batch_seconds = GPU_BATCH_SECONDS if str(device).startswith("cuda") else 0.0
+            max_batch_seconds = default_batch_seconds(device)
         self.max_samples = max(1, int(max_batch_seconds * self.sample_rate))
         self.stages = stages
         self.audio_format = audio_format
