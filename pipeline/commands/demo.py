@@ -17,7 +17,7 @@ DEMO_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "demo.yaml"
 MODELS = ("mel_lcnn", "aasist", "w2v2_aasist")
 
 
-def run_demo(out: Path, *, executor: str = "local", models: tuple[str, ...] = MODELS, utterances: int = 4,
+def run_demo(out: Path, *, executor: str = "local", models: tuple[str, ...] = MODELS, utterances: int = 6,
              recipe_template: Path = DEMO_RECIPE, console=None) -> Path:
     """Run every stage on the demo corpus under ``out``; returns the study report's path."""
     import warnings
@@ -92,7 +92,7 @@ def run_demo(out: Path, *, executor: str = "local", models: tuple[str, ...] = MO
 def demo(
     out: Path = typer.Argument(Path("demo_out"), help="output folder (corpus, dataset, protocol, runs, study)"),
     executor: str = typer.Option("local", "--executor", help="local (in-process) or ray"),
-    utterances: int = typer.Option(4, "--utterances", help="utterances per demo speaker"),
+    utterances: int = typer.Option(6, "--utterances", help="utterances per demo speaker"),
     model: Optional[list[str]] = typer.Option(None, "--model", help="train only these baselines (repeatable)"),
 ) -> None:
     """Run the whole flow on the embedded demo corpus and print where the report is."""
