@@ -590,14 +590,7 @@ def build_protocol(recipe_or_config: str | os.PathLike | ProtocolConfig, output_
         ``{subset: frame}`` in study order, each frame with the protocol manifest columns.
         ``train``, ``dev`` and ``eval_id`` are always present; other subsets when configured.
     """
-    if isinstance(recipe_or_config, ProtocolConfig):
-        if output_dir is None:
-            raise ProtocolError("build_protocol: output_dir is needed when a ProtocolConfig is given")
-        cfg = recipe_or_config
-    else:
-        cfg, recipe_out = load_protocol_config(recipe_or_config)
-        output_dir = recipe_out if output_dir is None else output_dir
-    output_dir = Path(output_dir).resolve()
+    cfg, output_dir = _config_and_output(recipe_or_config, output_dir, "build_protocol")
     built, report = _assemble(cfg, output_dir)
     names = arrow_schema("protocol").names
     subsets = {}
@@ -618,6 +611,16 @@ def build_protocol(recipe_or_config: str | os.PathLike | ProtocolConfig, output_
     return subsets
 
 
+def _config_and_output(recipe_or_config, output_dir, caller: str) -> tuple[ProtocolConfig, Path]:
+    """A recipe path or a config, and the output folder (the recipe's ``output_dir`` by default)."""
+    if isinstance(recipe_or_config, ProtocolConfig):
+        if output_dir is None:
+            raise ProtocolError(f"{caller}: output_dir is needed when a ProtocolConfig is given")
+        return recipe_or_config, Path(output_dir).resolve()
+    cfg, recipe_out = load_protocol_config(recipe_or_config)
+    return cfg, Path(recipe_out if output_dir is None else output_dir).resolve()
+
+
 def write_split_sources(recipe_or_config: str | os.PathLike | ProtocolConfig,
                         output_dir: str | os.PathLike | None = None) -> dict[str, Path]:
     """Write the real rows of each split as source manifests ``<output_dir>/protocol/sources/<split>.parquet``.
@@ -625,13 +628,7 @@ def write_split_sources(recipe_or_config: str | os.PathLike | ProtocolConfig,
     Needs no fakes: run it before generation to resynthesise only the reals a subset uses (e.g.
     the OOD codecs only over ``eval.parquet``). Paths in the written manifests are absolute.
     """
-    if isinstance(recipe_or_config, ProtocolConfig):
-        if output_dir is None:
-            raise ProtocolError("write_split_sources: output_dir is needed when a ProtocolConfig is given")
-        cfg = recipe_or_config
-    else:
-        cfg, recipe_out = load_protocol_config(recipe_or_config)
-        output_dir = recipe_out if output_dir is None else output_dir
+    cfg, output_dir = _config_and_output(recipe_or_config, output_dir, "write_split_sources")
     reals, _ = _read_all(cfg.real, "protocol.real")
     reals = reals[~reals["is_fake"].astype(bool) & (reals["label"] == 0)]
     split = split_reals(reals, cfg)
@@ -780,23 +777,10 @@ def parse_protocol(section: Any, base: Path, where: str = "<recipe>") -> Protoco
 
 def load_protocol_config(recipe: str | os.PathLike) -> tuple[ProtocolConfig, Path]:
     """The ``protocol:`` section of a recipe YAML and the recipe's output_dir (absolute)."""
-    import yaml
+    from pipeline.recipe import read_recipe_yaml
 
     path = Path(recipe)
-    if not path.is_file():
-        raise ProtocolError(f"recipe not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ProtocolError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(data, Mapping):
-        raise ProtocolError(f"{path}: a recipe must be a mapping")
-    base = path.resolve().parent
-    out = data.get("output_dir")
-    if not isinstance(out, (str, os.PathLike)):
-        raise ProtocolError(f"{path}: output_dir is missing (a folder, relative to the recipe file)")
+    data, base, out_path = read_recipe_yaml(path, error=ProtocolError)
     if data.get("protocol") is None:
         raise ProtocolError(f"{path}: no protocol: section")
-    out_path = Path(os.path.expanduser(str(out)))
-    out_path = (out_path if out_path.is_absolute() else base / out_path).resolve()
     return parse_protocol(data["protocol"], base, where=str(path)), out_path

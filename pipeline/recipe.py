@@ -274,29 +274,41 @@ def parse_generate(section: Any, base: Path, where: str = "<recipe>") -> Generat
         raise RecipeError(f"{w}: {exc}") from None
 
 
+def read_recipe_yaml(path: str | os.PathLike, error: type[ValueError] = None) -> tuple[Mapping[str, Any], Path, Path]:
+    """The top level every stage reads: ``(mapping, recipe folder, output_dir)`` (absolute paths).
+
+    Raises ``error`` (default :class:`RecipeError`) naming the file for a missing file, bad YAML,
+    a non-mapping document or a missing/invalid ``output_dir``.
+    """
+    error = error or RecipeError
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"recipe not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, Mapping):
+        raise error(f"{path}: a recipe must be a mapping, got {type(data).__name__}")
+    base = path.resolve().parent
+    out = data.get("output_dir")
+    if out is None:
+        raise error(f"{path}: output_dir is missing (a folder, relative to the recipe file)")
+    if not isinstance(out, (str, os.PathLike)):
+        raise error(f"{path}: output_dir must be a path, got {out!r}")
+    return data, base, _resolve(base, out)
+
+
 def load_recipe(path: str | os.PathLike) -> Recipe:
     """Read a recipe YAML: top level (``name``, ``output_dir``) and the ``generate:`` section.
 
     ``recipe.generate`` is None when the recipe has no ``generate:`` section.
     """
     path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"recipe not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(data, Mapping):
-        raise RecipeError(f"{path}: a recipe must be a mapping, got {type(data).__name__}")
-    base = path.resolve().parent
+    data, base, output_dir = read_recipe_yaml(path)
     name = data.get("name") or path.stem
     if not isinstance(name, str):
         raise RecipeError(f"{path}: name must be a string, got {name!r}")
-    out = data.get("output_dir")
-    if out is None:
-        raise RecipeError(f"{path}: output_dir is missing (a folder, relative to the recipe file)")
-    if not isinstance(out, (str, os.PathLike)):
-        raise RecipeError(f"{path}: output_dir must be a path, got {out!r}")
     gen = data.get("generate")
     config = parse_generate(gen, base, where=str(path)) if gen is not None else None
-    return Recipe(path=path.resolve(), name=name, output_dir=_resolve(base, out), generate=config, raw=data)
+    return Recipe(path=path.resolve(), name=name, output_dir=output_dir, generate=config, raw=data)
