@@ -1,4 +1,5 @@
 """Manifests: the parquet contract between ncst stages (imports nothing else of ncst)."""
+from .atomic import atomic_path, write_bytes_atomic, write_text_atomic
 from .card import card_text, write_card
 from .io import (
     ManifestError,

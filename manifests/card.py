@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .atomic import write_text_atomic
 from .schema import SCHEMA_VERSION
 
 
@@ -58,8 +59,5 @@ def card_text(df: pd.DataFrame, title: str = "ncst dataset") -> str:
 
 def write_card(df: pd.DataFrame, directory: str | os.PathLike, title: str = "ncst dataset") -> Path:
     out = Path(directory) / "README.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".md.tmp")
-    tmp.write_text(card_text(df, title), encoding="utf-8")
-    os.replace(tmp, out)
+    write_text_atomic(out, card_text(df, title))
     return out

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
+
+from manifests.atomic import write_bytes_atomic
 
 
 class AudioError(ValueError):
@@ -79,20 +80,6 @@ def encode_audio(audio: np.ndarray, sample_rate: int, fmt: str = "FLAC") -> byte
     clipped = np.clip(audio, -1.0, 1.0)
     sf.write(buf, clipped, sample_rate, format=fmt.upper(), subtype="PCM_16")
     return buf.getvalue()
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, fmt: str = "FLAC") -> bytes:

@@ -29,7 +29,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from manifests import sha256_bytes
-from pipeline.audio_io import encode_audio, load_audio, resample, write_bytes_atomic
+from manifests.atomic import write_bytes_atomic
+from pipeline.audio_io import encode_audio, load_audio, resample
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -37,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset, Subset
+from manifests.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -154,14 +154,9 @@ def load_frontend(name_or_path: str, layer: int = 5, normalize: bool | None = No
 
 # ------------------------------------------------------------------ cache
 def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        write(str(tmp))
+
 
 
 class FeatureCache:

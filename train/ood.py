@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
 from scipy.special import logsumexp
+from manifests.atomic import atomic_path
 
 __all__ = [
     "DETECTOR_NAMES",
@@ -308,15 +308,8 @@ def predictions_checksum(logits, embeddings, labels) -> str:
 
 
 def _save_npz(path: Path, state: Mapping[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **state)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def fit_detectors(

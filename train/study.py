@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from manifests import ID_LABELS, read_manifest
+from manifests.atomic import atomic_path, write_text_atomic
 
 from .features import is_marked_random
 from .ood import DETECTOR_NAMES, fit_detectors, make_detector
@@ -340,11 +341,9 @@ def _cached_predict(predict_fn: PredictFn, ref: ModelRef, rows: pd.DataFrame, ca
     preds = predict_fn(ref, rows)
     out = _align(rows, preds)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez(tmp, utt_ids=np.asarray(out.rows["utt_id"].astype(str).tolist()), logits=out.logits,
-                 embeddings=out.embeddings, classes=np.asarray(out.classes))
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez(tmp, utt_ids=np.asarray(out.rows["utt_id"].astype(str).tolist()), logits=out.logits,
+                     embeddings=out.embeddings, classes=np.asarray(out.classes))
     return out
 
 
@@ -530,9 +529,7 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
         "models": model_json,
     }
     results_json = out / "results.json"
-    tmp = results_json.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_jsonable(results), indent=2, allow_nan=False), encoding="utf-8")
-    os.replace(tmp, results_json)
+    write_text_atomic(results_json, json.dumps(_jsonable(results), indent=2, allow_nan=False))
 
     html = report.render_html(
         title=config.title,
@@ -545,9 +542,7 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
         results=results,
     )
     report_path = out / "report.html"
-    tmp = report_path.with_suffix(".html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, report_path)
+    write_text_atomic(report_path, html)
     return StudyResult(out, report_path, results_json, table_paths, results)
 
 

@@ -28,7 +28,6 @@ import logging
 import math
 import os
 import random
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -38,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from manifests import NCST_VERSION
+from manifests.atomic import atomic_path
 
 from .config import TrainConfig
 from .data import AudioDataset, default_classes, make_loader, protocol_path, read_protocol
@@ -65,14 +65,8 @@ def lr_at(config: TrainConfig, epoch: int) -> float:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> dict:
