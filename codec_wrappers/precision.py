@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import contextlib
 
-import torch
-
+# No torch import at module level: recipes import PRECISIONS, and reading a recipe must stay light.
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -18,11 +17,13 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def autocast(device: str | torch.device, precision: str):
+def autocast(device, precision: str):
     """Context for one forward pass: nothing for fp32, ``torch.autocast(bfloat16)`` for bf16.
 
     ``device`` is where the model runs (``cpu``, ``cuda``, ``cuda:1``...).
     """
     if check_precision(precision) == "fp32":
         return contextlib.nullcontext()
+    import torch
+
     return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
