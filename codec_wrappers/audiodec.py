@@ -316,6 +316,16 @@ class AudioDecCodec(BatchedCodec):
         self.model.warm_up()
         return self
 
+    def encode_codes(self, audio: torch.Tensor) -> list[torch.Tensor]:
+        """``(b, 1, t)`` (t a multiple of the hop) -> one ``(b, frames)`` tensor per codebook, each an
+        index into its own codebook (the codec's flat-table offset ``codebook_size * i`` removed).
+        Starts from the warm streaming state, as :meth:`resynthesize` does."""
+        size = self.model.config.codebook_size
+        with torch.inference_mode():
+            self.model.set_state(audio.shape[0])
+            codes = self.model.autoencoder.quantize(self.model.autoencoder.encode(audio.to(self.device)))
+        return [c - size * i for i, c in enumerate(codes.unbind(0))]
+
     def _forward(self, audio: torch.Tensor) -> torch.Tensor:
         return self.model(audio)["output"]
 

@@ -105,6 +105,21 @@ class Codec(abc.ABC):
             ``(batch, 1, samples)``: each item resynthesised; samples past its length are zero.
         """
 
+    def encode_codes(self, audio: torch.Tensor) -> list[torch.Tensor]:
+        """The discrete codes the encoder gives for ``audio`` (optional part of the contract).
+
+        Args:
+            audio: ``(b, 1, t)`` float32 at ``self.sample_rate``; ``t`` a multiple of the codec's
+                ``hop_length`` where it has one (the padding :meth:`resynthesize` itself applies).
+        Returns:
+            One integer tensor per codebook level or stream, batch first, e.g. ``(b, frames)`` per
+            RVQ level; frames may differ between levels (multi-scale codecs). These are the codes
+            :meth:`resynthesize` decodes (same number of levels, same bandwidth).
+        Raises:
+            NotImplementedError: the codec has no discrete codes, or its family does not expose them.
+        """
+        raise NotImplementedError(f"{self.variant.id}: this codec does not expose its discrete codes")
+
 
 def trim_to_lengths(out: torch.Tensor, lengths: torch.Tensor, total: int) -> torch.Tensor:
     """Cut or zero-pad a decoder output ``(B, 1, T')`` to ``(B, 1, total)`` and zero each item's tail."""

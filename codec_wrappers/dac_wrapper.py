@@ -61,6 +61,10 @@ class DACCodec(BatchedCodec):
             _, codes, *_ = self.model.encode(audio.to(self.device), self.n_quantizers)
         return codes[:, : self.n_quantizers]
 
+    def encode_codes(self, audio: torch.Tensor) -> list[torch.Tensor]:
+        """``(b, 1, t)`` (t a multiple of the hop) -> one ``(b, frames)`` tensor per quantizer used."""
+        return list(self.encode(audio).unbind(1))
+
     def _forward(self, audio: torch.Tensor) -> torch.Tensor:
         z, *_ = self.model.encode(audio, self.n_quantizers)
         return self.model.decode(z)

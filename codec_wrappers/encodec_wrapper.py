@@ -47,6 +47,11 @@ class EncodecCodec(BatchedCodec):
             frames = self.model.encode(audio.to(self.device))
         return torch.cat([codes for codes, _ in frames], dim=-1)
 
+    def encode_codes(self, audio: torch.Tensor) -> list[torch.Tensor]:
+        """``(b, 1, t)`` -> one ``(b, frames)`` tensor per RVQ level (``n_codebooks`` levels)."""
+        self.model.set_target_bandwidth(float(self.variant.options["bandwidth"]))
+        return list(self.encode(audio).unbind(1))
+
     def _forward(self, audio: torch.Tensor) -> torch.Tensor:
         self.model.set_target_bandwidth(float(self.variant.options["bandwidth"]))
         return self.model.decode(self.model.encode(audio))

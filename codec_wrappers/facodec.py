@@ -354,6 +354,14 @@ class FACodecCodec(BatchedCodec):
         self.hop_length = model.config.hop_length
         self.batch_mode = str(variant.options.get("batch_mode", "exact"))
 
+    def encode_codes(self, audio: torch.Tensor) -> list[torch.Tensor]:
+        """``(b, 1, t)`` (t a multiple of the hop) -> one ``(b, frames)`` tensor per quantizer:
+        prosody, then content, then residual layers (6 for the default 1 + 2 + 3). The timbre vector
+        is continuous and not among them."""
+        with torch.inference_mode():
+            _, codes, _ = self.model.decoder.quantize(self.model.encoder(audio.to(self.device)))
+        return list(codes.unbind(0))
+
     def _forward(self, audio: torch.Tensor) -> torch.Tensor:
         return self.model(audio)["output"]
 

@@ -267,6 +267,7 @@ class FunCodecModel(nn.Module):
         out = self.decoder(quantized)
         if self.config.domain == "freq":
             cfg = self.config
+            out = out.float()  # under bf16 autocast: torch.complex / istft take no bfloat16
             spec = F.softplus(out[:, 0]) * torch.complex(out[:, 1], out[:, 2])
             out = torch.istft(spec, cfg.n_fft, cfg.stft_hop, cfg.n_fft, self.dec_trans_func.window,
                               center=True, normalized=False, onesided=True).unsqueeze(1)
@@ -345,6 +346,17 @@ class FunCodecCodec(Codec):
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    def encode_codes(self, audio: torch.Tensor) -> list[torch.Tensor]:
+        """``(b, 1, t)`` -> one ``(b, frames)`` tensor per RVQ level used (``n_quantizers``), as
+        :meth:`resynthesize` encodes an item of exactly ``t`` samples (RMS over the whole input)."""
+        x = audio.to(self.device, torch.float32)
+        if self.model.config.domain == "freq" and x.shape[-1] <= self.model.config.n_fft // 2:
+            x = F.pad(x, (0, self.model.config.n_fft // 2 + 1 - x.shape[-1]))  # as resynthesize pads
+        with torch.inference_mode():
+            latent, _ = self.model.encode(x)
+            codes, _ = self.model.quantizer(latent, self.model.config.n_quantizers)
+        return list(codes.unbind(0))
 
     def resynthesize(self, audio: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if audio.dim() != 3 or audio.shape[1] != 1 or lengths.shape != (audio.shape[0],):

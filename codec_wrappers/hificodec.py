@@ -194,6 +194,12 @@ class HiFiCodecCodec(BatchedCodec):
         self.hop_length = model.cfg.hop_length
         self.batch_mode = str(variant.options.get("batch_mode", "exact"))
 
+    def encode_codes(self, audio: torch.Tensor) -> list[torch.Tensor]:
+        """``(b, 1, t)`` (t a multiple of the hop) -> one ``(b, frames)`` tensor per (group, residual
+        layer) codebook, in the quantizer's order (4 for the 2 x 2 GRVQ)."""
+        with torch.inference_mode():
+            return list(self.model.encode(audio.to(self.device)).unbind(-1))
+
     def _forward(self, audio: torch.Tensor) -> torch.Tensor:
         return self.model(audio)
 

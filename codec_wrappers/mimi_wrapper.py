@@ -61,6 +61,10 @@ class MimiCodec(BatchedCodec):
         with torch.inference_mode():
             return self.model.encode(audio.to(self.device), num_quantizers=self.num_quantizers).audio_codes
 
+    def encode_codes(self, audio: torch.Tensor) -> list[torch.Tensor]:
+        """``(b, 1, t)`` -> one ``(b, frames)`` tensor per quantizer (the first is the semantic one)."""
+        return list(self.encode(audio).unbind(1))
+
     def _forward(self, audio: torch.Tensor) -> torch.Tensor:
         codes = self.model.encode(audio, num_quantizers=self.num_quantizers).audio_codes
         return self.model.decode(codes).audio_values

@@ -84,6 +84,10 @@ class SNACCodec(BatchedCodec):
         with torch.inference_mode():
             return self.model.encode(audio.to(self.device))
 
+    def encode_codes(self, audio: torch.Tensor) -> list[torch.Tensor]:
+        """``(b, 1, t)`` -> one ``(b, frames_k)`` tensor per scale, coarse to fine."""
+        return list(self.encode(audio))
+
     def _forward(self, audio: torch.Tensor) -> torch.Tensor:
         return self.model.decode(self.model.encode(audio))
 

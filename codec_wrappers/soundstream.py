@@ -144,6 +144,11 @@ class SoundStreamCodec(BatchedCodec):
         self.model = model
         self.batch_mode = str(variant.options.get("batch_mode", "exact"))
 
+    def encode_codes(self, audio: torch.Tensor) -> list[torch.Tensor]:
+        """``(b, 1, t)`` -> one ``(b, ceil(t / frame hop))`` tensor per RVQ layer (as ``_forward`` encodes)."""
+        with torch.inference_mode():
+            return list(self.model.encode(audio.to(self.device)).unbind(0))
+
     def _forward(self, audio: torch.Tensor) -> torch.Tensor:
         return self.model(audio)
 

@@ -60,6 +60,10 @@ class SpeechTokenizerCodec(BatchedCodec):
         with torch.inference_mode():
             return self.model.encode(audio.to(self.device), n_q=self.n_q)
 
+    def encode_codes(self, audio: torch.Tensor) -> list[torch.Tensor]:
+        """``(b, 1, t)`` -> one ``(b, frames)`` tensor per RVQ layer (layer 0: semantic)."""
+        return list(self.encode(audio).unbind(0))
+
     def _forward(self, audio: torch.Tensor) -> torch.Tensor:
         return self.model.decode(self.model.encode(audio, n_q=self.n_q))
 

@@ -49,6 +49,10 @@ class ToyMuLawCodec(BatchedCodec):
         y = codes.to(torch.float32) / levels * 2.0 - 1.0
         return torch.sign(y) * torch.expm1(y.abs() * math.log1p(self.mu)) / self.mu
 
+    def encode_codes(self, audio: torch.Tensor) -> list[torch.Tensor]:
+        """``(b, 1, t)`` -> ``[(b, t)]``: one stream of mu-law levels."""
+        return [self.encode(audio.to(self.device))[:, 0]]
+
     def _forward(self, audio: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(audio))
 

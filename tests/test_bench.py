@@ -55,4 +55,5 @@ def test_cli_rejects_unknown_bench():
 
     with pytest.raises(SystemExit):
         main(["no_such_bench", "--no-write"])
-    assert set(BENCHES) == {"train_step", "feature_cache", "ray_overhead", "memory", "gen_vs_loop", "gen_vs_floor"}
+    assert set(BENCHES) == {"train_step", "feature_cache", "ray_overhead", "memory", "precision", "gen_vs_loop",
+                           "gen_vs_floor"}
