@@ -26,10 +26,12 @@ Two drivers must not write the same dataset folder at the same time.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +39,11 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from manifests import read_manifest, sha256_file, write_card, write_manifest
 from manifests.schema import COLUMN_NAMES
+from pipeline.allocator import malloc_env, tune_malloc
 from pipeline.plan import make_plan
 from pipeline.predictor import Predictor, decode_batch, write_batch
 from pipeline.recipe import GenerateConfig, Recipe, VariantSpec, load_recipe
@@ -209,9 +213,19 @@ class ShardWriter:
 
 
 def compact_shards(dataset_dir: Path, rows: pd.DataFrame, old: list[Path]) -> Path:
-    """Write ``rows`` (newest per item) as one shard, then remove the ``old`` shards it replaces."""
+    """Write ``rows`` (newest per item) as one shard, then remove the ``old`` shards it replaces.
+
+    A single shard already holds exactly ``rows`` and is kept as it is. The rows were validated
+    when their shards were written, so they are not validated again here."""
+    if len(old) == 1:
+        try:
+            same = len(rows) == pq.ParquetFile(old[0]).metadata.num_rows
+        except Exception:  # unreadable: replace it
+            same = False
+        if same:
+            return old[0]
     path = shards_dir(dataset_dir) / f"{time.time_ns():020d}-{os.getpid()}-compact.parquet"
-    write_manifest(rows, path, kind="fake", root=dataset_dir)
+    write_manifest(rows, path, kind="fake", root=dataset_dir, validate=False)
     for p in old:
         if p != path:
             p.unlink(missing_ok=True)
@@ -226,13 +240,22 @@ def _weights_compatible(row_weights: str, spec: str | None) -> bool:
     return not str(row_weights).startswith("random")
 
 
+def precision_of(extra: Any) -> str:
+    """The forward precision a row's ``extra`` JSON records (rows without one were fp32)."""
+    try:
+        data = json.loads(extra) if extra else {}
+    except (TypeError, ValueError):
+        return "fp32"
+    return str(data.get("precision", "fp32")) if isinstance(data, dict) else "fp32"
+
+
 def completed(plan: pd.DataFrame, existing: pd.DataFrame, weights: Mapping[str, str | None], jobs: int = 8) -> np.ndarray:
     """Boolean mask over ``plan``: items already done (ok row, file present, sha256 matches,
-    planned sample rate, compatible weights). Files are hashed in ``jobs`` threads."""
+    planned sample rate, compatible weights, same precision). Files are hashed in ``jobs`` threads."""
     if len(existing) == 0 or len(plan) == 0:
         return np.zeros(len(plan), dtype=bool)
-    last = newest_rows(existing)[["utt_id", "path", "status", "sha256", "sample_rate", "weights_id"]]
-    items = plan[["utt_id", "variant", "path", "out_path", "output_sample_rate"]].reset_index(drop=True)
+    last = newest_rows(existing)[["utt_id", "path", "status", "sha256", "sample_rate", "weights_id", "extra"]]
+    items = plan[["utt_id", "variant", "path", "out_path", "output_sample_rate", "extra"]].reset_index(drop=True)
     items["_i"] = np.arange(len(items))
     m = items.merge(last, on="utt_id", how="inner", suffixes=("", "_row"))
     rate = pd.to_numeric(m["sample_rate"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
@@ -242,6 +265,7 @@ def completed(plan: pd.DataFrame, existing: pd.DataFrame, weights: Mapping[str, 
         & (rate == m["output_sample_rate"].to_numpy(dtype=float))
         & (m["path_row"] == m["path"]).to_numpy(dtype=bool)
         & np.array([_weights_compatible(str(w), weights.get(v)) for w, v in zip(m["weights_id"], m["variant"])], dtype=bool)
+        & np.array([precision_of(a) == precision_of(b) for a, b in zip(m["extra"], m["extra_row"])], dtype=bool)
     )
     m = m[keep]
     cand = list(zip(m["_i"], m["out_path"], m["sha256"]))
@@ -287,17 +311,55 @@ def _predictor_kwargs(config: GenerateConfig, spec: VariantSpec, stages: str) ->
         stages=stages,
         audio_format=config.audio_format,
         seed=config.seed,
+        precision=config.precision_for(spec),
+        num_threads=config.num_threads,
     )
 
 
 def run_local(todo: pd.DataFrame, config: GenerateConfig, spec: VariantSpec, progress: Callable[[int], None] | None = None) -> Iterator[dict]:
-    """In-process executor: the same :class:`Predictor` over the same batches, no Ray."""
-    predictor = Predictor(**_predictor_kwargs(config, spec, "all"))
-    for batch in _batches(todo, config.batch_size_for(spec)):
-        out = predictor(batch)
-        if progress:
-            progress(len(out["utt_id"]))
-        yield out
+    """In-process executor: the same :class:`Predictor` over the same batches, no Ray.
+
+    The model runs in this thread; decoding the next batches and writing the finished ones run in
+    a pool of ``config.io_threads_for_local()`` threads meanwhile (soundfile, soxr, hashlib and
+    torch release the GIL), at most that many + 1 batches ahead and behind, so memory stays
+    bounded. With 0 I/O threads the stages run in turn. Result batches come in plan order.
+    """
+    tune_malloc()
+    threads = config.io_threads_for_local()
+    batches = _batches(todo, config.batch_size_for(spec))
+    if threads == 0:
+        predictor = Predictor(**_predictor_kwargs(config, spec, "all"))
+        for batch in batches:
+            out = predictor(batch)
+            if progress:
+                progress(len(out["utt_id"]))
+            yield out
+        return
+    predictor = Predictor(**_predictor_kwargs(config, spec, "model"))
+    window = threads + 1
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ncst-io") as pool:
+        decoding: deque = deque()
+        writing: deque = deque()
+
+        def read_ahead() -> None:
+            while len(decoding) < window:
+                batch = next(batches, None)
+                if batch is None:
+                    return
+                decoding.append(pool.submit(decode_batch, batch, sample_rate=predictor.sample_rate))
+
+        read_ahead()
+        while decoding or writing:
+            if decoding:
+                decoded = decoding.popleft().result()
+                read_ahead()
+                writing.append(pool.submit(write_batch, predictor.model_stage(decoded), audio_format=config.audio_format))
+            # Hand back finished writes in order; wait only when the window is full or the model is done.
+            while writing and (writing[0].done() or len(writing) > window or not decoding):
+                out = writing.popleft().result()
+                if progress:
+                    progress(len(out["utt_id"]))
+                yield out
 
 
 def split_io_for(config: GenerateConfig, spec: VariantSpec) -> bool:
@@ -336,7 +398,7 @@ def init_ray(config: GenerateConfig, address: str | None = None) -> bool:
 
     if ray.is_initialized():
         return False
-    env = {k: os.environ[k] for k in ENV_FORWARD if k in os.environ}
+    env = {**malloc_env(), **{k: os.environ[k] for k in ENV_FORWARD if k in os.environ}}
     kwargs: dict[str, Any] = dict(runtime_env={"env_vars": env} if env else None, log_to_driver=True)
     if config.node_ip:
         kwargs["_node_ip_address"] = config.node_ip
@@ -419,7 +481,8 @@ def plan_generation(config: GenerateConfig, variants: list, dataset_dir: Path, l
         groups.setdefault(config.sources_for(spec), []).append(variant)
     parts = [
         make_plan(sources, group, dataset_dir, audio_format=config.audio_format,
-                  sample_rate=config.sample_rate, limit=limit)
+                  sample_rate=config.sample_rate, limit=limit,
+                  precision={spec.id: config.precision_for(spec) for spec in config.variants})
         for sources, group in groups.items()
     ]
     if len(parts) == 1:

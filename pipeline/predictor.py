@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -147,14 +148,34 @@ def write_batch(batch: Mapping[str, Any], *, audio_format: str = "flac") -> dict
     }
 
 
-# Padded audio per forward pass on a GPU when the recipe does not say (seconds at the codec rate).
+# Most padded audio per forward pass on a GPU (seconds at the codec rate); less when memory is short.
 GPU_BATCH_SECONDS = 320.0
+# Share of the GPU memory free after loading that a predictor's batches may take (activations are
+# estimated from one probe forward; the rest is headroom for fragmentation and other actors).
+GPU_MEMORY_SHARE = 0.5
+PROBE_SECONDS = 4.0
 
 
 def default_batch_seconds(device: str) -> float:
-    """Padded audio per forward when a recipe does not say: :data:`GPU_BATCH_SECONDS` on a GPU, 0 on
-    CPU (one item per forward; ``length_buckets`` never puts two items in a 0-sample batch)."""
+    """Padded audio per forward when a recipe does not say and nothing was probed:
+    :data:`GPU_BATCH_SECONDS` on a GPU, 0 on CPU (one item per forward; ``length_buckets`` never
+    puts two items in a 0-sample batch)."""
     return GPU_BATCH_SECONDS if str(device).startswith("cuda") else 0.0
+
+
+def batch_seconds_for_memory(free_bytes: float, bytes_per_audio_s: float, *, cap: float = GPU_BATCH_SECONDS,
+                             share: float = GPU_MEMORY_SHARE, least: float = 1.0) -> float:
+    """Padded seconds per forward that fit ``share`` of ``free_bytes``, when one second of audio
+    needs ``bytes_per_audio_s`` of activations; between ``least`` and ``cap``."""
+    if bytes_per_audio_s <= 0:
+        return cap
+    return float(max(least, min(cap, share * free_bytes / bytes_per_audio_s)))
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
 def length_buckets(lengths: Sequence[int], max_samples: int) -> list[list[int]]:
@@ -188,13 +209,19 @@ class Predictor:
             ``"random:<seed>"`` = seeded random, or a path).
         device: ``"auto"`` (CUDA when visible, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         max_batch_seconds: padded audio per forward pass, in seconds at the codec rate. None
-            (default): :data:`GPU_BATCH_SECONDS` on a GPU, one item per forward on CPU, where
-            bench/ measured padded batches slower than single items (no parallel lanes to fill).
+            (default): on a GPU, what fits in :data:`GPU_MEMORY_SHARE` of the free memory (one
+            probe forward of :data:`PROBE_SECONDS` measures the activations), at most
+            :data:`GPU_BATCH_SECONDS`; on CPU one item per forward, where bench/ measured padded
+            batches slower than single items (no parallel lanes to fill). Either way a batch that
+            runs out of memory halves the size for the rest of the run and is split and redone.
         stages: ``"all"``: decode + resynthesise + write (returns :data:`RESULT_KEYS`);
             ``"model"``: expects :func:`decode_batch` output and returns it with ``output`` and
             ``weights_id`` added (then run :func:`write_batch`).
         audio_format: ``flac`` or ``wav`` (``stages="all"`` only).
         seed: torch seed set once at load (codecs are deterministic; this pins anything that is not).
+        precision: ``fp32`` or ``bf16`` (autocast around each forward; see :mod:`codec_wrappers.precision`).
+        num_threads: torch intra-op threads of this process (None: leave torch's setting; Ray
+            actors start with ``OMP_NUM_THREADS`` = their ``num_cpus``).
     """
 
     def __init__(
@@ -207,15 +234,21 @@ class Predictor:
         stages: str = "all",
         audio_format: str = "flac",
         seed: int = 0,
+        precision: str = "fp32",
+        num_threads: int | None = None,
     ):
         import torch
 
+        from codec_wrappers.precision import check_precision
         from codec_wrappers.registry import load_codec
 
         if stages not in STAGES:
             raise ValueError(f"stages must be one of {STAGES}, got {stages!r}")
+        self.precision = check_precision(precision)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        if num_threads:
+            torch.set_num_threads(int(num_threads))
         torch.manual_seed(int(seed))
         self.codec = load_codec(variant, weights, device=device)
         model = getattr(self.codec, "model", None)
@@ -227,15 +260,49 @@ class Predictor:
         self.device = device
         if max_batch_seconds is None:
             max_batch_seconds = default_batch_seconds(device)
+            if str(device).startswith("cuda"):
+                max_batch_seconds = self._probe_batch_seconds()
+        self.max_batch_seconds = float(max_batch_seconds)
         self.max_samples = max(1, int(max_batch_seconds * self.sample_rate))
         self.stages = stages
         self.audio_format = audio_format
         self.forward_calls = 0  # padded forward passes tried (for tests and benchmarks)
 
+    def _probe_batch_seconds(self) -> float:
+        """Padded seconds per forward that fit this GPU: one :data:`PROBE_SECONDS` forward measures
+        the peak activations per audio second (falls back to :data:`GPU_BATCH_SECONDS`)."""
+        import torch
+
+        from codec_wrappers.precision import autocast
+
+        dev = torch.device(self.device)
+        try:
+            torch.cuda.synchronize(dev)
+            base = torch.cuda.memory_allocated(dev)
+            torch.cuda.reset_peak_memory_stats(dev)
+            n = int(PROBE_SECONDS * self.sample_rate)
+            g = torch.Generator().manual_seed(0)
+            x = 0.1 * torch.randn(1, 1, n, generator=g)
+            with torch.inference_mode(), autocast(self.device, self.precision):
+                self.codec.resynthesize(x, torch.tensor([n]))
+            torch.cuda.synchronize(dev)
+            peak = torch.cuda.max_memory_allocated(dev) - base
+            free, _ = torch.cuda.mem_get_info(dev)
+            free += torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)  # cached, reusable
+        except Exception as exc:  # a probe that fails must not stop the run: fall back to the cap
+            log.warning("%s: GPU memory probe failed (%s); using %.0f s per batch", self.variant_id, exc, GPU_BATCH_SECONDS)
+            return GPU_BATCH_SECONDS
+        seconds = batch_seconds_for_memory(free, peak / PROBE_SECONDS)
+        log.info("%s: %.0f MiB per audio second, %.0f MiB free: %.1f s of padded audio per forward",
+                 self.variant_id, peak / PROBE_SECONDS / 2**20, free / 2**20, seconds)
+        return seconds
+
     # ------------------------------------------------------------------ model stage
     def _forward(self, items: list[np.ndarray]) -> list[np.ndarray]:
         """Resynthesise ``items`` (each ``(samples,)``) as one padded ``(B, 1, T)`` batch."""
         import torch
+
+        from codec_wrappers.precision import autocast
 
         lengths = [len(x) for x in items]
         total = max(lengths)
@@ -243,7 +310,7 @@ class Predictor:
         for j, x in enumerate(items):
             audio[j, 0, : len(x)] = x
         self.forward_calls += 1
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device, self.precision):
             out = self.codec.resynthesize(torch.from_numpy(audio), torch.tensor(lengths, dtype=torch.int64))
         if tuple(out.shape) != (len(items), 1, total):
             raise RuntimeError(f"codec returned shape {tuple(out.shape)}, expected {(len(items), 1, total)}")
@@ -262,12 +329,25 @@ class Predictor:
         for i, x in enumerate(audio):
             if x is not None and len(x) == 0:
                 errors[i] = f"{src_paths[i]}: decoded audio is empty"
-        for bucket in length_buckets([len(audio[i]) for i in idx], self.max_samples):
-            members = [idx[b] for b in bucket]
+        pending = deque([idx[b] for b in bucket] for bucket in length_buckets([len(audio[i]) for i in idx], self.max_samples))
+        while pending:
+            members = pending.popleft()
             try:
                 ys = self._forward([audio[i] for i in members])
                 results = list(zip(members, ys, [""] * len(members)))
             except Exception as exc:
+                if len(members) > 1 and is_out_of_memory(exc):
+                    # Too big for this device: halve the batch for the rest of the run, redo these.
+                    self._free_memory()
+                    self.max_samples = max(1, self.max_samples // 2)
+                    self.max_batch_seconds = self.max_samples / self.sample_rate
+                    log.warning("%s: out of memory on a batch of %d; now %.1f s of padded audio per forward",
+                                self.variant_id, len(members), self.max_batch_seconds)
+                    split = length_buckets([len(audio[i]) for i in members], self.max_samples)
+                    if len(split) == 1:  # one item longer than the limit would not split: go one by one
+                        split = [[j] for j in range(len(members))]
+                    pending.extendleft(reversed([[members[j] for j in b] for b in split]))
+                    continue
                 if len(members) == 1:
                     results = [(members[0], None, f"{type(exc).__name__}: {exc}")]
                 else:

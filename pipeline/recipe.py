@@ -17,8 +17,15 @@ section; ``protocol:``, ``train:`` and ``study:`` belong to their own stages and
       sample_rate: native    # "native" (the codec's rate) or an integer, e.g. 16000
       seed: 0
       batch_size: 16         # items per predictor call
-      max_batch_seconds: null  # padded audio per forward pass (length bucketing); null = 320 on a GPU,
-                               # one item per forward on CPU (faster there, see bench/README.md)
+      max_batch_seconds: null  # padded audio per forward pass (length bucketing); null = on a GPU, what
+                               # fits in half its free memory (probed once per predictor, at most 320 s);
+                               # on CPU one item per forward (faster there, see bench/README.md)
+      precision: fp32        # fp32 | bf16 (autocast; faster on recent GPUs, changes the output:
+                             # recorded as "precision" in each row's extra; see bench precision)
+      num_threads: null      # torch intra-op threads per predictor (null = torch's / Ray's default:
+                             # a Ray actor gets its num_cpus)
+      io_threads: null       # local executor: threads that decode and write around the model
+                             # (null = half the cores, 1..8; 0 = decode, model, write in turn)
       split_io: auto         # decode / write in their own Ray stages: auto (= when GPUs) | true | false
       shard_rows: 256        # manifest rows per parquet shard (resume granularity)
       executor: ray          # ray | local (in-process, no Ray)
@@ -37,6 +44,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
+
+from codec_wrappers.precision import PRECISIONS
 
 AUDIO_FORMATS = ("flac", "wav")
 EXECUTORS = ("ray", "local")
@@ -63,6 +72,7 @@ class VariantSpec:
     # None: the section's sources. ST-Codecfake resynthesises only the eval reals through its OOD
     # and config variants, so a variant may name its own (e.g. protocol/sources/eval.parquet).
     sources: tuple[Path, ...] | None = None
+    precision: str | None = None  # None: the section's precision
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -73,6 +83,8 @@ class VariantSpec:
             raise ValueError(f"{self.id}: num_gpus and num_cpus must be >= 0")
         if self.num_gpus == 0 and self.num_cpus == 0:
             raise ValueError(f"{self.id}: an actor needs num_cpus > 0 or num_gpus > 0")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"{self.id}: precision must be one of {PRECISIONS}, got {self.precision!r}")
         c = self.concurrency
         if isinstance(c, tuple):
             if len(c) != 2 or not 1 <= c[0] <= c[1]:
@@ -101,6 +113,9 @@ class GenerateConfig:
     num_cpus: int | None = None
     temp_dir: str | None = None
     device: str = "auto"
+    precision: str = "fp32"
+    num_threads: int | None = None
+    io_threads: int | None = None
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -127,6 +142,12 @@ class GenerateConfig:
             raise ValueError(f"executor must be one of {EXECUTORS}, got {self.executor!r}")
         if self.num_cpus is not None and self.num_cpus < 1:
             raise ValueError(f"num_cpus must be >= 1 or null, got {self.num_cpus}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1 or null, got {self.num_threads}")
+        if self.io_threads is not None and self.io_threads < 0:
+            raise ValueError(f"io_threads must be >= 0 or null, got {self.io_threads}")
 
     def output_rate(self, codec_rate: int) -> int:
         """Sample rate of the written files for a codec running at ``codec_rate``."""
@@ -145,6 +166,15 @@ class GenerateConfig:
 
     def batch_size_for(self, spec: VariantSpec) -> int:
         return spec.batch_size or self.batch_size
+
+    def precision_for(self, spec: VariantSpec) -> str:
+        return spec.precision or self.precision
+
+    def io_threads_for_local(self) -> int:
+        """Decode/write threads of the local executor: ``io_threads``, else half the cores (1..8)."""
+        if self.io_threads is not None:
+            return int(self.io_threads)
+        return max(1, min(8, (os.cpu_count() or 2) // 2))
 
     def replace(self, **changes: Any) -> "GenerateConfig":
         """A copy with ``changes`` applied; ``None`` values are ignored (unset CLI flags)."""
@@ -170,9 +200,9 @@ class Recipe:
 GENERATE_KEYS = {
     "sources", "variants", "weights", "audio_format", "sample_rate", "seed", "batch_size",
     "max_batch_seconds", "split_io", "shard_rows", "executor", "address", "node_ip", "num_cpus",
-    "temp_dir", "device",
+    "temp_dir", "device", "precision", "num_threads", "io_threads",
 }
-VARIANT_KEYS = {"id", "batch_size", "num_gpus", "num_cpus", "concurrency", "weights", "sources"}
+VARIANT_KEYS = {"id", "batch_size", "num_gpus", "num_cpus", "concurrency", "weights", "sources", "precision"}
 
 
 def _resolve(base: Path, p: Any) -> Path:
@@ -221,6 +251,7 @@ def _variant_spec(where: str, entry: Any, base: Path) -> VariantSpec:
             concurrency=conc,
             weights=None if entry.get("weights") is None else str(entry["weights"]),
             sources=None if sources is None else tuple(_resolve(base, p) for p in sources),
+            precision=None if entry.get("precision") is None else str(entry["precision"]),
         )
     except ValueError as exc:
         raise RecipeError(f"{where}: {exc}") from None
@@ -251,8 +282,9 @@ def parse_generate(section: Any, base: Path, where: str = "<recipe>") -> Generat
     for key in ("seed", "batch_size", "shard_rows"):
         if key in section:
             kwargs[key] = _number(w, key, section[key], int)
-    if "num_cpus" in section:
-        kwargs["num_cpus"] = _number(w, "num_cpus", section["num_cpus"], int, allow_none=True)
+    for key in ("num_cpus", "num_threads", "io_threads"):
+        if key in section:
+            kwargs[key] = _number(w, key, section[key], int, allow_none=True)
     if "max_batch_seconds" in section:
         kwargs["max_batch_seconds"] = _number(w, "max_batch_seconds", section["max_batch_seconds"], float, allow_none=True)
     if "sample_rate" in section:
@@ -263,7 +295,7 @@ def parse_generate(section: Any, base: Path, where: str = "<recipe>") -> Generat
             kwargs[key] = str(section[key])
     if "audio_format" in section:
         kwargs["audio_format"] = str(section["audio_format"]).lower()
-    for key in ("executor", "device"):
+    for key in ("executor", "device", "precision"):
         if key in section:
             kwargs[key] = str(section[key])
     if "split_io" in section:

@@ -1,0 +1,197 @@
+"""Performance levers of the generation engine (issue 14): pipelined local executor, precision flag,
+intra-op threads, GPU batch sizing and out-of-memory back-off, allocator settings."""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from manifests import read_manifest
+from pipeline import allocator
+from pipeline import generate as gen
+from pipeline.generate import precision_of, run_generation
+from pipeline.plan import make_plan
+from pipeline.predictor import Predictor, batch_seconds_for_memory, is_out_of_memory
+from pipeline.recipe import GenerateConfig, RecipeError, VariantSpec, load_recipe
+
+from gen_helpers import make_source, write_recipe
+
+
+def _config(src, **kw):
+    base = dict(sources=(src,), variants=(VariantSpec("toy_mulaw_16k"),), weights="random:0", batch_size=2,
+                executor="local")
+    base.update(kw)
+    return GenerateConfig(**base)
+
+
+def _rows(summary):
+    df = read_manifest(summary.manifest)
+    return dict(zip(df["utt_id"], df["sha256"])), df
+
+
+def test_pipelined_local_executor_equals_sequential_and_keeps_plan_order(tmp_path, monkeypatch):
+    src = make_source(tmp_path, n=9, corrupt=1)
+    threads_seen = set()
+    real_decode = gen.decode_batch
+
+    def spy(batch, **kw):
+        threads_seen.add(threading.current_thread().name)
+        return real_decode(batch, **kw)
+
+    monkeypatch.setattr(gen, "decode_batch", spy)
+    config = _config(src, io_threads=2)
+    todo = make_plan([src], ["toy_mulaw_16k"], tmp_path / "plan")
+    spec = config.variants[0]
+    order = [u for out in gen.run_local(todo, config, spec) for u in out["utt_id"]]
+    assert order == list(todo["utt_id"])  # results come back in plan order
+    assert threads_seen and all(name.startswith("ncst-io") for name in threads_seen)  # decode ran off the model thread
+
+    piped = run_generation(_config(src, io_threads=2), tmp_path / "piped", quiet=True)
+    inturn = run_generation(_config(src, io_threads=0), tmp_path / "inturn", quiet=True)
+    a, dfa = _rows(piped)
+    b, _ = _rows(inturn)
+    assert a == b and (piped.done, piped.failed) == (inturn.done, inturn.failed) == (9, 1)
+    assert "tiny_bad0.wav" in dfa.loc[dfa["status"] == "failed", "error"].iat[0]
+
+
+def test_pipelined_local_executor_reads_ahead_a_bounded_window(tmp_path, monkeypatch):
+    src = make_source(tmp_path, n=12)
+    config = _config(src, io_threads=1, batch_size=1)
+    todo = make_plan([src], ["toy_mulaw_16k"], tmp_path / "plan")
+    decoded, consumed = [0], [0]
+    real_decode = gen.decode_batch
+
+    def counting(batch, **kw):
+        decoded[0] += 1
+        return real_decode(batch, **kw)
+
+    monkeypatch.setattr(gen, "decode_batch", counting)
+    most_ahead = 0
+    for _ in gen.run_local(todo, config, config.variants[0]):
+        consumed[0] += 1
+        most_ahead = max(most_ahead, decoded[0] - consumed[0])
+    assert consumed[0] == 12
+    # window = io_threads + 1 batches being decoded, plus the one in the model, plus writes in flight
+    assert most_ahead <= 2 * (1 + 1) + 1
+
+
+def test_precision_is_parsed_recorded_and_respected_on_resume(tmp_path):
+    src = make_source(tmp_path, n=4)
+    recipe = write_recipe(tmp_path / "r.yaml", [src], executor="local", precision="fp32",
+                          variants=[{"id": "toy_mulaw_16k", "precision": "bf16"}])
+    config = load_recipe(recipe).generate
+    assert config.precision == "fp32" and config.precision_for(config.variants[0]) == "bf16"
+    bad = write_recipe(tmp_path / "bad.yaml", [src], precision="fp16")
+    with pytest.raises(RecipeError, match="precision"):
+        load_recipe(bad)
+
+    first = run_generation(config, tmp_path / "out", quiet=True)
+    _, df = _rows(first)
+    assert first.done == 4 and {precision_of(e) for e in df["extra"]} == {"bf16"}
+    assert all(json.loads(e)["precision"] == "bf16" for e in df["extra"])
+    again = run_generation(config, tmp_path / "out", quiet=True)
+    assert (again.skipped, again.done) == (4, 0)  # same precision: resumed
+    fp32 = config.replace(variants=(VariantSpec("toy_mulaw_16k"),))
+    redo = run_generation(fp32, tmp_path / "out", quiet=True)
+    assert (redo.skipped, redo.done) == (0, 4)  # bf16 rows do not stand for fp32 ones
+    _, df = _rows(redo)
+    assert {precision_of(e) for e in df["extra"]} == {"fp32"} and not any("precision" in e for e in df["extra"])
+
+
+def test_bf16_predictor_runs_the_forward_under_autocast(monkeypatch):
+    pred = Predictor("toy_mulaw_16k", "random:0", precision="bf16")
+    seen = []
+    real = pred.codec.resynthesize
+
+    def spy(audio, lengths):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return real(audio, lengths)
+
+    pred.codec.resynthesize = spy
+    outs, errs = pred.resynthesize([np.zeros(1600, np.float32) + 0.1], ["a.wav"])
+    assert seen == [True] and errs == [""] and outs[0].dtype == np.float32
+    with pytest.raises(ValueError, match="precision"):
+        Predictor("toy_mulaw_16k", "random:0", precision="half")
+
+
+def test_num_threads_sets_torch_intra_op_threads():
+    before = torch.get_num_threads()
+    try:
+        Predictor("toy_mulaw_16k", "random:0", num_threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_batch_seconds_for_memory():
+    gib = 2**30
+    assert batch_seconds_for_memory(40 * gib, 0.1 * gib) == pytest.approx(200.0)  # half of 40 GiB / 0.1 GiB per s
+    assert batch_seconds_for_memory(400 * gib, 0.1 * gib) == 320.0  # capped
+    assert batch_seconds_for_memory(0.01 * gib, 1 * gib) == 1.0  # at least one second
+    assert batch_seconds_for_memory(10 * gib, 0) == 320.0  # nothing measured: the cap
+
+
+def test_out_of_memory_halves_the_batch_and_redoes_it():
+    pred = Predictor("toy_mulaw_16k", "random:0", max_batch_seconds=100.0)
+    real = pred.codec.resynthesize
+    sizes = []
+
+    def small_device(audio, lengths):
+        sizes.append(audio.shape[0])
+        if audio.shape[0] * audio.shape[-1] > 2 * 8000:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(audio, lengths)
+
+    pred.codec.resynthesize = small_device
+    rng = np.random.default_rng(0)
+    items = [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (4000, 5000, 6000, 7000, 7500, 8000)]
+    outs, errs = pred.resynthesize(items, [f"f{i}.wav" for i in range(6)])
+    assert errs == [""] * 6
+    assert pred.max_batch_seconds < 100.0 and sizes[0] == 6 and max(sizes[1:]) < 6
+    alone = Predictor("toy_mulaw_16k", "random:0")
+    for x, y in zip(items, outs):
+        ref, _ = alone.resynthesize([x], ["x.wav"])
+        np.testing.assert_array_equal(y, ref[0])
+    assert is_out_of_memory(RuntimeError("CUDA error: out of memory")) and not is_out_of_memory(ValueError("bad"))
+
+
+def test_allocator_settings_for_workers_and_this_process(monkeypatch):
+    for k in allocator.MALLOC_ENV:
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    if sys.platform.startswith("linux"):
+        assert allocator.malloc_env() == allocator.MALLOC_ENV
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "1048576")
+    assert allocator.malloc_env() == {}  # the user's own setting wins
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    monkeypatch.setenv("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")
+    assert allocator.malloc_env() == {}
+    monkeypatch.delenv("LD_PRELOAD")
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        pytest.skip("not glibc: mallopt is unavailable, tune_malloc does nothing here")
+    assert allocator.tune_malloc() is True
+
+
+def test_ray_workers_get_the_allocator_settings(monkeypatch, tmp_path):
+    import ray
+
+    for k in allocator.MALLOC_ENV:
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    seen = {}
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: seen.update(kw))
+    src = make_source(tmp_path, n=1)
+    assert gen.init_ray(_config(src, node_ip="127.0.0.2", num_cpus=1)) is True
+    env = seen["runtime_env"]["env_vars"]
+    if sys.platform.startswith("linux"):
+        assert env["MALLOC_MMAP_THRESHOLD_"] == allocator.MALLOC_ENV["MALLOC_MMAP_THRESHOLD_"]
+    assert seen["_node_ip_address"] == "127.0.0.2"
