@@ -58,7 +58,8 @@ def bench_variant(vid: str, paths: list[str], res: BenchResult, rounds: int) -> 
         res.notes.append(f"{vid}: no discrete codes exposed (encode_codes not implemented); codes row left out")
     else:
         res.add(f"{vid}: codes changed by bf16", 100.0 * rep.codes_changed_share, "%", codes_changed=rep.codes_changed,
-                codes_compared=rep.codes_compared, code_levels=rep.code_levels, **common)
+                codes_compared=rep.codes_compared, code_levels=rep.code_levels,
+                level_changed_pct=[round(100.0 * x, 2) for x in rep.level_changed_shares], **common)
     res.add(f"{vid}: fp32 time / bf16 time", t.ratio("fp32", "bf16"), "x", median_ratio=round(t.median_ratio("fp32", "bf16"), 3),
             timings=t.summary(), x_real_time_fp32=round(audio_s / t.best("fp32"), 2), **common)
 

@@ -41,7 +41,8 @@ class PrecisionReport:
     ``snr_db``: per item, ``10 log10(sum a^2 / sum (a - b)^2)`` over the item's valid samples
     (``inf`` when the outputs are identical). ``codes_changed`` / ``codes_compared``: code entries
     (all levels, all items) that differ between the two encodes, and how many were compared; both
-    ``None`` when the codec exposes no codes (:meth:`Codec.encode_codes` not implemented).
+    ``None`` when the codec exposes no codes (:meth:`Codec.encode_codes` not implemented);
+    ``level_changed`` / ``level_compared``: the same per code level (first level first).
     ``seconds_a`` / ``seconds_b``: one ``resynthesize`` call each (the first call: not a benchmark).
     """
 
@@ -53,6 +54,8 @@ class PrecisionReport:
     codes_changed: int | None
     codes_compared: int | None
     code_levels: int | None
+    level_changed: tuple[int, ...] | None
+    level_compared: tuple[int, ...] | None
     seconds_a: float
     seconds_b: float
 
@@ -72,10 +75,20 @@ class PrecisionReport:
             return None
         return self.codes_changed / self.codes_compared
 
+    @property
+    def level_changed_shares(self) -> tuple[float, ...] | None:
+        """Per code level, the share of its entries that differ (coarse/first level first)."""
+        if self.level_changed is None:
+            return None
+        return tuple(c / n if n else 0.0 for c, n in zip(self.level_changed, self.level_compared))
+
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["snr_db"] = list(self.snr_db)
-        d.update(snr_min_db=self.snr_min_db, snr_mean_db=self.snr_mean_db, codes_changed_share=self.codes_changed_share)
+        for key in ("snr_db", "level_changed", "level_compared"):
+            d[key] = None if d[key] is None else list(d[key])
+        shares = self.level_changed_shares
+        d.update(snr_min_db=self.snr_min_db, snr_mean_db=self.snr_mean_db, codes_changed_share=self.codes_changed_share,
+                 level_changed_shares=None if shares is None else list(shares))
         return d
 
 
@@ -140,7 +153,7 @@ def compare_precision(codec, audio, lengths, precision_a: str = "fp32", precisio
         snrs = tuple(snr_db(a[i, :, :n], b[i, :, :n]) for i, n in enumerate(lengths.tolist()))
         max_abs = float((a - b).abs().max()) if a.numel() else 0.0
 
-        changed = compared = levels = None
+        changed = compared = levels = level_changed = level_compared = None
         if codes:
             try:
                 codes_a = _item_codes(codec, audio, lengths, precision_a)
@@ -148,20 +161,25 @@ def compare_precision(codec, audio, lengths, precision_a: str = "fp32", precisio
                 codes_a = None
             if codes_a is not None:
                 codes_b = _item_codes(codec, audio, lengths, precision_b)
-                changed = compared = 0
                 levels = len(codes_a[0]) if codes_a else 0
+                level_changed, level_compared = [0] * levels, [0] * levels
                 for i, (ca, cb) in enumerate(zip(codes_a, codes_b)):
                     if len(ca) != len(cb):
                         raise RuntimeError(f"{codec.variant.id}: item {i} has {len(ca)} code levels under "
                                            f"{precision_a} but {len(cb)} under {precision_b}")
+                    if len(ca) != levels:
+                        raise RuntimeError(f"{codec.variant.id}: item {i} has {len(ca)} code levels, item 0 {levels}")
                     for level, (x, y) in enumerate(zip(ca, cb)):
                         if x.shape != y.shape:
                             raise RuntimeError(f"{codec.variant.id}: item {i} level {level} codes have shape "
                                                f"{tuple(x.shape)} under {precision_a}, {tuple(y.shape)} under {precision_b}")
-                        changed += int((x != y).sum())
-                        compared += x.numel()
+                        level_changed[level] += int((x != y).sum())
+                        level_compared[level] += x.numel()
+                changed, compared = sum(level_changed), sum(level_compared)
+                level_changed, level_compared = tuple(level_changed), tuple(level_compared)
     return PrecisionReport(
         variant=codec.variant.id, precision_a=precision_a, precision_b=precision_b, snr_db=snrs,
         max_abs_diff=max_abs, codes_changed=changed, codes_compared=compared, code_levels=levels,
+        level_changed=level_changed, level_compared=level_compared,
         seconds_a=seconds[0], seconds_b=seconds[1],
     )

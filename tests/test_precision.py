@@ -107,6 +107,7 @@ def test_default_encode_codes_raises_and_report_has_no_codes():
         codec.encode_codes(torch.zeros(1, 1, 160))
     rep = compare_precision(codec, 0.1 * torch.randn(1, 1, 800), torch.tensor([800]))
     assert rep.snr_db == (math.inf,) and rep.codes_changed is None and rep.codes_changed_share is None
+    assert rep.level_changed_shares is None and rep.to_dict()["level_changed"] is None
 
 
 def test_snr_db_values():
@@ -135,7 +136,7 @@ def test_compare_precision_toy_and_fp32_baseline():
     assert rep.precision_a == "fp32" and rep.precision_b == "bf16"
     assert rep.snr_db == (math.inf, math.inf) and rep.snr_min_db == math.inf and rep.max_abs_diff == 0.0
     assert rep.codes_changed == 0 and rep.codes_compared == sum(lengths.tolist()) and rep.code_levels == 1
-    assert rep.codes_changed_share == 0.0
+    assert rep.codes_changed_share == 0.0 and rep.level_changed == (0,) and rep.level_compared == (rep.codes_compared,)
     with pytest.raises(ValueError, match="precision"):
         compare_precision(toy, audio, lengths, precision_b="fp16")
     with pytest.raises(ValueError, match="batch"):
@@ -149,12 +150,16 @@ def test_compare_precision_real_codec(vid):
     base = compare_precision(codec, audio, lengths, precision_b="fp32")
     assert base.snr_db == (math.inf, math.inf) and base.max_abs_diff == 0.0
     assert base.codes_changed == 0 and base.codes_compared > 0 and base.code_levels == codec.variant.n_codebooks
+    assert base.level_changed_shares == (0.0,) * codec.variant.n_codebooks
     rep = compare_precision(codec, audio, lengths, "fp32", "bf16")
     assert rep.codes_compared == base.codes_compared
     assert len(rep.snr_db) == 2 and rep.max_abs_diff > 0  # bf16 matmuls/convs do change the output
     assert all(0 < s < math.inf for s in rep.snr_db), rep.snr_db
     assert rep.snr_min_db == min(rep.snr_db) and rep.snr_min_db <= rep.snr_mean_db
     assert 0.0 <= rep.codes_changed_share <= 1.0
+    assert len(rep.level_changed) == len(rep.level_compared) == codec.variant.n_codebooks
+    assert sum(rep.level_changed) == rep.codes_changed and sum(rep.level_compared) == rep.codes_compared
+    assert all(0.0 <= x <= 1.0 for x in rep.level_changed_shares)
     d = rep.to_dict()
     assert d["variant"] == vid and d["snr_db"] == list(rep.snr_db) and d["codes_changed_share"] == rep.codes_changed_share
 
