@@ -233,10 +233,17 @@ def compact_shards(dataset_dir: Path, rows: pd.DataFrame, old: list[Path]) -> Pa
 
 
 # ----------------------------------------------------------------------------- resume
-def _weights_compatible(row_weights: str, spec: str | None) -> bool:
-    """A row made with ``row_weights`` can stand for a run asking for weights ``spec``."""
+def _weights_compatible(row_weights: str, spec: str | None, expected: str | None = None) -> bool:
+    """A row made with ``row_weights`` can stand for a run asking for weights ``spec``.
+
+    ``expected`` is the run's own weights id when it could be resolved here (checkpoint sha256):
+    then only rows made with the very same files count. Without it (weights that live on remote
+    Ray workers), any official-weights row counts.
+    """
     if spec is not None and spec.startswith("random"):
         return row_weights == spec
+    if expected is not None:
+        return row_weights == expected
     return not str(row_weights).startswith("random")
 
 
@@ -249,9 +256,13 @@ def precision_of(extra: Any) -> str:
     return str(data.get("precision", "fp32")) if isinstance(data, dict) else "fp32"
 
 
-def completed(plan: pd.DataFrame, existing: pd.DataFrame, weights: Mapping[str, str | None], jobs: int = 8) -> np.ndarray:
+def completed(plan: pd.DataFrame, existing: pd.DataFrame, weights: Mapping[str, str | None], jobs: int = 8,
+              expected_ids: Mapping[str, str] | None = None) -> np.ndarray:
     """Boolean mask over ``plan``: items already done (ok row, file present, sha256 matches,
-    planned sample rate, compatible weights, same precision). Files are hashed in ``jobs`` threads."""
+    planned sample rate, compatible weights, same precision). ``expected_ids``: the weights id
+    each variant will run with, where known (see :func:`_weights_compatible`). Files are hashed
+    in ``jobs`` threads."""
+    expected_ids = expected_ids or {}
     if len(existing) == 0 or len(plan) == 0:
         return np.zeros(len(plan), dtype=bool)
     last = newest_rows(existing)[["utt_id", "path", "status", "sha256", "sample_rate", "weights_id", "extra"]]
@@ -264,7 +275,7 @@ def completed(plan: pd.DataFrame, existing: pd.DataFrame, weights: Mapping[str, 
         & (m["sha256"].fillna("").astype(str) != "").to_numpy(dtype=bool)
         & (rate == m["output_sample_rate"].to_numpy(dtype=float))
         & (m["path_row"] == m["path"]).to_numpy(dtype=bool)
-        & np.array([_weights_compatible(str(w), weights.get(v)) for w, v in zip(m["weights_id"], m["variant"])], dtype=bool)
+        & np.array([_weights_compatible(str(w), weights.get(v), expected_ids.get(v)) for w, v in zip(m["weights_id"], m["variant"])], dtype=bool)
         & np.array([precision_of(a) == precision_of(b) for a, b in zip(m["extra"], m["extra_row"])], dtype=bool)
     )
     m = m[keep]
@@ -446,12 +457,15 @@ def run_ray(todo: pd.DataFrame, config: GenerateConfig, spec: VariantSpec, codec
 
 # ----------------------------------------------------------------------------- the run
 def _preflight(config: GenerateConfig, check_weights: bool):
-    """Resolve every variant and check its family loads (and its weights, when local)."""
+    """Resolve every variant and check its family loads (and its weights, when local).
+
+    Returns ``(variants, weights_ids)``: catalog variants in section order and, for variants whose
+    weights were resolved here, the weights id the run will record (checkpoint sha256)."""
     from codec_wrappers.catalog import get_variant
     from codec_wrappers.registry import family_status, is_implemented
     from codec_wrappers.weights import resolve_weights
 
-    variants, problems = [], []
+    variants, problems, ids = [], [], {}
     for spec in config.variants:
         try:
             v = get_variant(spec.id)
@@ -462,13 +476,13 @@ def _preflight(config: GenerateConfig, check_weights: bool):
             problems.append(f"{spec.id}: codec family {v.family!r} is {family_status(v)}")
         elif check_weights:
             try:
-                resolve_weights(v, config.weights_for(spec))
+                ids[spec.id] = resolve_weights(v, config.weights_for(spec)).weights_id
             except Exception as exc:
                 problems.append(f"{spec.id}: {exc}")
         variants.append(v)
     if problems:
         raise GenerateError("cannot generate:\n  " + "\n  ".join(problems))
-    return variants
+    return variants, ids
 
 
 def plan_generation(config: GenerateConfig, variants: list, dataset_dir: Path, limit: int | None = None) -> pd.DataFrame:
@@ -534,7 +548,7 @@ def run_generation(
         raise GenerateError(f"executor must be 'ray' or 'local', got {executor!r}")
     address = address or config.address
     dataset_dir = (Path(output_dir) / "dataset").resolve()
-    variants = _preflight(config, check_weights=not (executor == "ray" and address))
+    variants, weights_ids = _preflight(config, check_weights=not (executor == "ray" and address))
     by_id = {v.id: v for v in variants}
     plan = plan_generation(config, variants, dataset_dir, limit=limit)
     skipped_src = plan.attrs.get("skipped", {})
@@ -545,7 +559,7 @@ def run_generation(
     old_shards = sorted(shards_dir(dataset_dir).glob("*.parquet"))
     weights = {s.id: config.weights_for(s) for s in config.variants}
     if resume:
-        done_mask = completed(plan, read_shards(dataset_dir), weights)
+        done_mask = completed(plan, read_shards(dataset_dir), weights, expected_ids=weights_ids)
     else:
         done_mask = np.zeros(len(plan), dtype=bool)
     removed = remove_stale_temp_files(dataset_dir)
@@ -658,14 +672,15 @@ def generate_from_recipe(
 
     ``overrides`` replace :class:`GenerateConfig` fields (None values are ignored), e.g.
     ``node_ip="127.0.0.2"``, ``temp_dir=...``; ``weights=...`` replaces the weights of every
-    variant (per-variant weights in the recipe included).
+    variant (per-variant weights in the recipe included), and so does ``precision=...``.
     """
     r = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     if r.generate is None:
         raise GenerateError(f"{r.path}: the recipe has no 'generate:' section")
     config = r.generate
-    if overrides.get("weights") is not None:
-        config = config.replace(variants=tuple(dataclasses.replace(v, weights=None) for v in config.variants))
+    for key in ("weights", "precision"):  # a command-line value replaces the per-variant ones too
+        if overrides.get(key) is not None:
+            config = config.replace(variants=tuple(dataclasses.replace(v, **{key: None}) for v in config.variants))
     config = config.replace(**overrides)
     return run_generation(config, r.output_dir, name=r.name, resume=resume, executor=executor, address=address,
                           limit=limit, console=console, quiet=quiet)

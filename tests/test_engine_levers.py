@@ -195,3 +195,38 @@ def test_ray_workers_get_the_allocator_settings(monkeypatch, tmp_path):
     if sys.platform.startswith("linux"):
         assert env["MALLOC_MMAP_THRESHOLD_"] == allocator.MALLOC_ENV["MALLOC_MMAP_THRESHOLD_"]
     assert seen["_node_ip_address"] == "127.0.0.2"
+
+
+def test_resume_compares_the_checkpoint_id_when_it_is_known(tmp_path):
+    from codec_wrappers.catalog import get_variant
+    from pipeline.generate import completed, plan_generation, read_shards
+
+    src = make_source(tmp_path, n=3)
+    config = _config(src, weights=None)  # the toy codec needs no files: weights_id "none"
+    first = run_generation(config, tmp_path / "o", quiet=True)
+    assert first.done == 3
+    plan = plan_generation(config, [get_variant("toy_mulaw_16k")], first.dataset_dir)
+    rows = read_shards(first.dataset_dir)
+    weights = {"toy_mulaw_16k": None}
+    assert completed(plan, rows, weights, expected_ids={"toy_mulaw_16k": "none"}).all()
+    # Other checkpoint files (another sha256) than the rows were made with: nothing counts as done.
+    assert not completed(plan, rows, weights, expected_ids={"toy_mulaw_16k": "sha256:0123456789abcdef"}).any()
+    assert completed(plan, rows, weights).all()  # unknown (remote workers): official rows count
+    again = run_generation(config, tmp_path / "o", quiet=True)
+    assert (again.skipped, again.done) == (3, 0)
+
+
+def test_cli_precision_and_io_threads_override_the_recipe(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    src = make_source(tmp_path, n=2)
+    recipe = write_recipe(tmp_path / "r.yaml", [src], executor="local",
+                          variants=[{"id": "toy_mulaw_16k", "precision": "fp32"}])
+    result = CliRunner().invoke(app, ["generate", str(recipe), "--precision", "bf16", "--io-threads", "0"])
+    assert result.exit_code == 0, result.output
+    df = read_manifest(tmp_path / "out" / "dataset" / "manifests" / "fake.parquet")
+    assert {precision_of(e) for e in df["extra"]} == {"bf16"}  # the flag beat the variant's own fp32
+    bad = CliRunner().invoke(app, ["generate", str(recipe), "--precision", "fp16"])
+    assert bad.exit_code != 0 and "precision" in bad.output

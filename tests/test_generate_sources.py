@@ -33,7 +33,7 @@ def test_variant_sources_restrict_its_items(tmp_path):
 
     from pipeline.generate import plan_generation, _preflight
 
-    variants = _preflight(recipe.generate, check_weights=False)
+    variants, _ = _preflight(recipe.generate, check_weights=False)
     plan = plan_generation(recipe.generate, variants, tmp_path / "out" / "dataset")
     counts = plan.groupby("variant").size().to_dict()
     assert counts == {"toy_mulaw_16k": 6, "encodec_24k_6kbps": 2}

@@ -20,6 +20,10 @@ def generate(
     node_ip: Optional[str] = typer.Option(None, "--node-ip", help="Ray node IP of this driver (e.g. 127.0.0.2)"),
     temp_dir: Optional[str] = typer.Option(None, "--temp-dir", help="Ray temp dir when Ray is started here"),
     num_cpus: Optional[int] = typer.Option(None, "--num-cpus", min=1, help="logical CPUs of a Ray started here"),
+    precision: Optional[str] = typer.Option(None, "--precision", help="fp32 | bf16 for every variant (bf16 flips codes: "
+                                            "see `python -m bench precision`)"),
+    io_threads: Optional[int] = typer.Option(None, "--io-threads", min=0, help="local executor: decode/write threads "
+                                             "around the model (0 = in turn)"),
 ) -> None:
     """Make the fake audio and manifests of a recipe (resumable; prints a summary)."""
     from pipeline.generate import GenerateError, generate_from_recipe
@@ -28,9 +32,12 @@ def generate(
 
     if executor is not None and executor not in ("ray", "local"):
         raise typer.BadParameter("--executor must be ray or local", param_hint="--executor")
+    if precision is not None and precision not in ("fp32", "bf16"):
+        raise typer.BadParameter("--precision must be fp32 or bf16", param_hint="--precision")
     try:
         summary = generate_from_recipe(recipe, resume=resume, executor=executor, address=address, limit=limit,
-                                       weights=weights, node_ip=node_ip, temp_dir=temp_dir, num_cpus=num_cpus)
+                                       weights=weights, node_ip=node_ip, temp_dir=temp_dir, num_cpus=num_cpus,
+                                       precision=precision, io_threads=io_threads)
     except (RecipeError, PlanError, GenerateError, FileNotFoundError) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2)
