@@ -75,6 +75,10 @@ class ResolvedWeights:
 class Codec(abc.ABC):
     """A loaded codec variant, ready to resynthesise audio at its native rate."""
 
+    # Values ``batch_mode`` may take (a recipe's per-variant ``batch_mode`` is checked against them).
+    batch_modes: tuple[str, ...] = ("exact",)
+    batch_mode: str = "exact"
+
     def __init__(self, variant: Variant, weights: ResolvedWeights):
         self.variant = variant
         self.weights = weights
@@ -264,6 +268,7 @@ class BatchedCodec(Codec):
     # right-padded batch even when that lets padding change item ends (faster for codecs that
     # would otherwise run in equal-length groups, e.g. SpeechTokenizer); record it if you use it.
     batch_mode: str = "exact"
+    batch_modes = ("exact", "padded")
 
     @property
     def device(self) -> torch.device:

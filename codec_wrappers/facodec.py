@@ -347,6 +347,7 @@ class FACodecCodec(BatchedCodec):
     """
 
     padding_invariant = False
+    batch_modes = ("exact", "masked", "padded")
 
     def __init__(self, variant: Variant, weights: ResolvedWeights, model: FACodecModel):
         super().__init__(variant, weights)

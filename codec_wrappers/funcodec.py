@@ -337,6 +337,8 @@ class FunCodecCodec(Codec):
     (record it if you use it). Set from ``variant.options["batch_mode"]`` or on the instance.
     """
 
+    batch_modes = ("exact", "masked", "padded")
+
     def __init__(self, variant: Variant, weights: ResolvedWeights, model: FunCodecModel):
         super().__init__(variant, weights)
         self.model = model.eval()

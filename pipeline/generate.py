@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 from manifests import read_manifest, sha256_file, write_card, write_manifest
 from manifests.schema import COLUMN_NAMES
 from pipeline.allocator import malloc_env, tune_malloc
-from pipeline.plan import make_plan
+from pipeline.plan import RUN_OPTION_DEFAULTS, make_plan
 from pipeline.predictor import Predictor, decode_batch, write_batch
 from pipeline.recipe import GenerateConfig, Recipe, VariantSpec, load_recipe
 
@@ -247,19 +247,26 @@ def _weights_compatible(row_weights: str, spec: str | None, expected: str | None
     return not str(row_weights).startswith("random")
 
 
-def precision_of(extra: Any) -> str:
-    """The forward precision a row's ``extra`` JSON records (rows without one were fp32)."""
+def run_options_of(extra: Any) -> dict[str, str]:
+    """The run options (precision, batch mode) a row's ``extra`` JSON records; absent = default."""
     try:
         data = json.loads(extra) if extra else {}
     except (TypeError, ValueError):
-        return "fp32"
-    return str(data.get("precision", "fp32")) if isinstance(data, dict) else "fp32"
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    return {k: str(data.get(k, default)) for k, default in RUN_OPTION_DEFAULTS.items()}
+
+
+def precision_of(extra: Any) -> str:
+    """The forward precision a row's ``extra`` JSON records (rows without one were fp32)."""
+    return run_options_of(extra)["precision"]
 
 
 def completed(plan: pd.DataFrame, existing: pd.DataFrame, weights: Mapping[str, str | None], jobs: int = 8,
               expected_ids: Mapping[str, str] | None = None) -> np.ndarray:
     """Boolean mask over ``plan``: items already done (ok row, file present, sha256 matches,
-    planned sample rate, compatible weights, same precision). ``expected_ids``: the weights id
+    planned sample rate, compatible weights, same run options). ``expected_ids``: the weights id
     each variant will run with, where known (see :func:`_weights_compatible`). Files are hashed
     in ``jobs`` threads."""
     expected_ids = expected_ids or {}
@@ -276,7 +283,7 @@ def completed(plan: pd.DataFrame, existing: pd.DataFrame, weights: Mapping[str, 
         & (rate == m["output_sample_rate"].to_numpy(dtype=float))
         & (m["path_row"] == m["path"]).to_numpy(dtype=bool)
         & np.array([_weights_compatible(str(w), weights.get(v), expected_ids.get(v)) for w, v in zip(m["weights_id"], m["variant"])], dtype=bool)
-        & np.array([precision_of(a) == precision_of(b) for a, b in zip(m["extra"], m["extra_row"])], dtype=bool)
+        & np.array([run_options_of(a) == run_options_of(b) for a, b in zip(m["extra"], m["extra_row"])], dtype=bool)
     )
     m = m[keep]
     cand = list(zip(m["_i"], m["out_path"], m["sha256"]))
@@ -324,6 +331,7 @@ def _predictor_kwargs(config: GenerateConfig, spec: VariantSpec, stages: str) ->
         seed=config.seed,
         precision=config.precision_for(spec),
         num_threads=config.num_threads,
+        batch_mode=spec.batch_mode,
     )
 
 
@@ -496,7 +504,8 @@ def plan_generation(config: GenerateConfig, variants: list, dataset_dir: Path, l
     parts = [
         make_plan(sources, group, dataset_dir, audio_format=config.audio_format,
                   sample_rate=config.sample_rate, limit=limit,
-                  precision={spec.id: config.precision_for(spec) for spec in config.variants})
+                  run_options={spec.id: {"precision": config.precision_for(spec), "batch_mode": spec.batch_mode}
+                               for spec in config.variants})
         for sources, group in groups.items()
     ]
     if len(parts) == 1:

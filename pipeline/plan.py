@@ -87,9 +87,13 @@ def codec_fields(variant: Variant) -> dict:
     )
 
 
-def _extra_with_condition(extra: str | None, variant: Variant, precision: str = "fp32") -> str:
+# How a variant's forward runs, beyond the catalog; a row records each option that is not the default.
+RUN_OPTION_DEFAULTS = {"precision": "fp32", "batch_mode": "exact"}
+
+
+def _extra_with_condition(extra: str | None, variant: Variant, options: Mapping[str, str] | None = None) -> str:
     """The source row's ``extra`` JSON, plus the variant's robustness condition when it has one and
-    the forward precision when it is not fp32 (``"precision": "bf16"``)."""
+    every run option that is not its default (e.g. ``"precision": "bf16"``, ``"batch_mode": "masked"``)."""
     try:
         data = json.loads(extra) if extra else {}
     except (TypeError, ValueError):
@@ -98,8 +102,9 @@ def _extra_with_condition(extra: str | None, variant: Variant, precision: str = 
         data = {"source_extra": data}
     if variant.condition:
         data["codec_condition"] = variant.condition
-    if precision != "fp32":
-        data["precision"] = precision
+    for key, value in (options or {}).items():
+        if value is not None and value != RUN_OPTION_DEFAULTS.get(key):
+            data[key] = value
     return json.dumps(data, sort_keys=True, ensure_ascii=False)
 
 
@@ -162,7 +167,7 @@ def make_plan(
     audio_format: str = "flac",
     sample_rate: str | int = "native",
     limit: int | None = None,
-    precision: Mapping[str, str] | None = None,
+    run_options: Mapping[str, Mapping[str, str]] | None = None,
 ) -> pd.DataFrame:
     """Plan every (usable source utterance x variant) item.
 
@@ -173,8 +178,9 @@ def make_plan(
         audio_format: ``flac`` or ``wav`` (file extension and encoding).
         sample_rate: ``"native"`` (write at the codec's rate) or an output rate in Hz.
         limit: plan only the first ``limit`` usable source utterances (every variant gets them).
-        precision: forward precision per variant id (default fp32); non-fp32 is written into
-            each row's ``extra`` so the rows say how they were made.
+        run_options: per variant id, how its forward runs (``precision``, ``batch_mode``; see
+            :data:`RUN_OPTION_DEFAULTS`); values other than the defaults are written into each
+            row's ``extra``, so the rows say how they were made.
     Returns:
         One row per item, sorted by variant (in the order given), then source duration, then id.
         ``attrs``: ``dataset_dir``, ``skipped`` (source rows not planned, by reason).
@@ -186,7 +192,7 @@ def make_plan(
         raise PlanError(f"variants listed more than once: {ids}")
     if ID_SEP in "".join(ids):
         raise PlanError(f"variant ids must not contain {ID_SEP!r}: {ids}")
-    precision_of = dict(precision or {})
+    options_of = dict(run_options or {})
     src = load_sources(sources, limit=limit)
     if len(src) == 0:
         plan = pd.DataFrame(columns=[*_plan_columns()])
@@ -208,7 +214,7 @@ def make_plan(
                 "text": src["text"].to_numpy() if "text" in src else None,
                 "path": [item_path(v.id, s, u, audio_format) for s, u in zip(src["speaker"].fillna(""), src["utt_id"])],
                 **{k: [val] * len(src) for k, val in f.items()},
-                "extra": [_extra_with_condition(e, v, precision_of.get(v.id, "fp32")) for e in src.get("extra", pd.Series([None] * len(src)))],
+                "extra": [_extra_with_condition(e, v, options_of.get(v.id)) for e in src.get("extra", pd.Series([None] * len(src)))],
                 "ncst_version": NCST_VERSION,
                 "src_path": src["src_path"].to_numpy(),
                 "src_duration_s": durations,

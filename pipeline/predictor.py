@@ -222,6 +222,8 @@ class Predictor:
         precision: ``fp32`` or ``bf16`` (autocast around each forward; see :mod:`codec_wrappers.precision`).
         num_threads: torch intra-op threads of this process (None: leave torch's setting; Ray
             actors start with ``OMP_NUM_THREADS`` = their ``num_cpus``).
+        batch_mode: how the codec runs a padded batch (None: its own default); one of the
+            codec's ``batch_modes`` (see :class:`codec_wrappers.base.BatchedCodec`).
     """
 
     def __init__(
@@ -236,6 +238,7 @@ class Predictor:
         seed: int = 0,
         precision: str = "fp32",
         num_threads: int | None = None,
+        batch_mode: str | None = None,
     ):
         import torch
 
@@ -251,6 +254,11 @@ class Predictor:
             torch.set_num_threads(int(num_threads))
         torch.manual_seed(int(seed))
         self.codec = load_codec(variant, weights, device=device)
+        if batch_mode is not None:
+            modes = tuple(getattr(self.codec, "batch_modes", ("exact",)))
+            if batch_mode not in modes:
+                raise ValueError(f"{self.codec.variant.id}: batch_mode {batch_mode!r} is not supported; this codec has {modes}")
+            self.codec.batch_mode = batch_mode
         model = getattr(self.codec, "model", None)
         if isinstance(model, torch.nn.Module):
             model.eval()

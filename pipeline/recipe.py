@@ -12,6 +12,7 @@ section; ``protocol:``, ``train:`` and ``study:`` belong to their own stages and
         - encodec_24k_6kbps                           # a catalog id ...
         - {id: mimi_24k_8q, batch_size: 64, num_gpus: 0.5, concurrency: [1, 4]}   # ... or a dict
         - {id: dac_44k, sources: [../protocol/sources/eval.parquet]}   # its own source manifests
+        - {id: facodec_16k, batch_mode: masked}     # GPU: one forward per batch (exact up to rounding)
       weights: null          # null = official files; "random:<seed>" = seeded random (flagged)
       audio_format: flac     # flac | wav
       sample_rate: native    # "native" (the codec's rate) or an integer, e.g. 16000
@@ -48,6 +49,7 @@ import yaml
 from codec_wrappers.precision import PRECISIONS
 
 AUDIO_FORMATS = ("flac", "wav")
+BATCH_MODES = ("exact", "masked", "padded")  # what each codec supports: Codec.batch_modes
 EXECUTORS = ("ray", "local")
 
 
@@ -73,6 +75,10 @@ class VariantSpec:
     # and config variants, so a variant may name its own (e.g. protocol/sources/eval.parquet).
     sources: tuple[Path, ...] | None = None
     precision: str | None = None  # None: the section's precision
+    # None: the codec's own ("exact", or the catalog's options.batch_mode). "masked" (FunCodec,
+    # FACodec: one forward, equal to exact up to rounding) and "padded" (one plain forward of the
+    # padded batch; not exact) are GPU speed options, recorded in each row's extra.
+    batch_mode: str | None = None
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -85,6 +91,8 @@ class VariantSpec:
             raise ValueError(f"{self.id}: an actor needs num_cpus > 0 or num_gpus > 0")
         if self.precision is not None and self.precision not in PRECISIONS:
             raise ValueError(f"{self.id}: precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.batch_mode is not None and self.batch_mode not in BATCH_MODES:
+            raise ValueError(f"{self.id}: batch_mode must be one of {BATCH_MODES}, got {self.batch_mode!r}")
         c = self.concurrency
         if isinstance(c, tuple):
             if len(c) != 2 or not 1 <= c[0] <= c[1]:
@@ -202,7 +210,7 @@ GENERATE_KEYS = {
     "max_batch_seconds", "split_io", "shard_rows", "executor", "address", "node_ip", "num_cpus",
     "temp_dir", "device", "precision", "num_threads", "io_threads",
 }
-VARIANT_KEYS = {"id", "batch_size", "num_gpus", "num_cpus", "concurrency", "weights", "sources", "precision"}
+VARIANT_KEYS = {"id", "batch_size", "num_gpus", "num_cpus", "concurrency", "weights", "sources", "precision", "batch_mode"}
 
 
 def _resolve(base: Path, p: Any) -> Path:
@@ -252,6 +260,7 @@ def _variant_spec(where: str, entry: Any, base: Path) -> VariantSpec:
             weights=None if entry.get("weights") is None else str(entry["weights"]),
             sources=None if sources is None else tuple(_resolve(base, p) for p in sources),
             precision=None if entry.get("precision") is None else str(entry["precision"]),
+            batch_mode=None if entry.get("batch_mode") is None else str(entry["batch_mode"]),
         )
     except ValueError as exc:
         raise RecipeError(f"{where}: {exc}") from None

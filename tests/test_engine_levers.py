@@ -230,3 +230,35 @@ def test_cli_precision_and_io_threads_override_the_recipe(tmp_path):
     assert {precision_of(e) for e in df["extra"]} == {"bf16"}  # the flag beat the variant's own fp32
     bad = CliRunner().invoke(app, ["generate", str(recipe), "--precision", "fp16"])
     assert bad.exit_code != 0 and "precision" in bad.output
+
+
+def test_batch_mode_is_checked_set_on_the_codec_and_recorded(tmp_path):
+    with pytest.raises(ValueError, match="masked"):
+        Predictor("toy_mulaw_16k", "random:0", batch_mode="masked")  # not a mode the toy codec has
+    pred = Predictor("toy_mulaw_16k", "random:0", batch_mode="padded")
+    assert pred.codec.batch_mode == "padded"
+    src = make_source(tmp_path, n=3)
+    recipe = write_recipe(tmp_path / "r.yaml", [src], executor="local",
+                          variants=[{"id": "toy_mulaw_16k", "batch_mode": "padded"}])
+    config = load_recipe(recipe).generate
+    first = run_generation(config, tmp_path / "o", quiet=True)
+    _, df = _rows(first)
+    assert first.done == 3 and all(json.loads(e)["batch_mode"] == "padded" for e in df["extra"])
+    exact = run_generation(config.replace(variants=(VariantSpec("toy_mulaw_16k"),)), tmp_path / "o", quiet=True)
+    assert (exact.skipped, exact.done) == (0, 3)  # rows made another way are redone
+    bad = write_recipe(tmp_path / "bad.yaml", [src], variants=[{"id": "toy_mulaw_16k", "batch_mode": "fast"}])
+    with pytest.raises(RecipeError, match="batch_mode"):
+        load_recipe(bad)
+
+
+@pytest.mark.parametrize("vid", ["funcodec_16k_ds320_time", "facodec_16k"])
+def test_masked_batch_mode_matches_exact_for_the_codecs_that_offer_it(vid):
+    rng = np.random.default_rng(1)
+    items = [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (3200, 4100, 4800)]
+    exact = Predictor(vid, "random:0", max_batch_seconds=10.0)
+    masked = Predictor(vid, "random:0", max_batch_seconds=10.0, batch_mode="masked")
+    a, ea = exact.resynthesize(items, ["a", "b", "c"])
+    b, eb = masked.resynthesize(items, ["a", "b", "c"])
+    assert ea == eb == ["", "", ""] and masked.forward_calls == 1
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(y, x, atol=1e-4 * float(np.abs(x).max()) + 1e-6)
