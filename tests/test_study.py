@@ -318,3 +318,23 @@ def test_study_with_real_trainer_via_cli(tmp_path):
     for title in ("Table 3", "Table 4", "Table 5", "Table 6"):
         assert title in html
     assert html.count("data:image/png;base64,") == 4
+
+
+def test_cors_subset_gives_per_codec_detection_eer(tmp_path):
+    """CodecFake+ CoRS (subset ``cors``): reals vs each codec's fakes, EER from P(real)."""
+    recipe = _setup(tmp_path)
+    pdir = tmp_path / "out" / "protocol"
+    rows = [_row(f"cors-real-{i}", 0, "cors", "real", f"/x/r{i}.wav") for i in range(4)]
+    # "good": the KnownPredictor calls these real-class rows confidently fake (label 1 -> logit on Mimi)
+    rows += [_row(f"cors-good-{i}", 1, "cors", "good_codec", f"/x/g{i}.wav") for i in range(4)]
+    # "sneaky": external fakes (label -1, not 'moshi') -> logits on real: they look real
+    rows += [_row(f"cors-sneaky-{i}", -1, "cors", "sneaky_codec", f"/x/s{i}.wav", is_fake=True) for i in range(4)]
+    write_manifest(rows, pdir / "cors.parquet", kind="protocol")
+    S.run_study_from_recipe(recipe, predict_fn=KnownPredictor(), plots=False)
+    out = tmp_path / "out" / "study"
+    got = {x["condition"]: x for x in json.loads((out / "results.json").read_text())["models"]["known"]["cors"]}
+    assert set(got) == {"good_codec", "sneaky_codec", "all"}
+    assert got["good_codec"]["eer"] == 0.0 and got["good_codec"]["fake_rate"] == 1.0
+    assert got["sneaky_codec"]["fake_rate"] == 0.0 and got["sneaky_codec"]["eer"] >= 0.5  # indistinguishable from reals
+    assert got["all"]["n_fake"] == 8 and got["all"]["n_real"] == 4
+    assert "CoRS" in (out / "cors_detection.md").read_text() and "CoRS" in (out / "report.html").read_text()

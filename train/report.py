@@ -22,6 +22,7 @@ TABLE_TITLES = {
     "table4_robustness": "Table 4 - robustness: micro F1 (= accuracy) per condition",
     "table5_ood": "Table 5 - OOD detection (ID labels 0-6 positive): AUC / FPR95 / EER",
     "table6_alm": "Table 6 - ALM sets: fake detection from P(real) and back-end tracing",
+    "cors_detection": "CodecFake+ CoRS - real vs fake per codec: EER and share called fake, from P(real)",
 }
 MAX_CARD_CHARS = 20000
 

@@ -2,13 +2,14 @@
 
 Reads the ``study:`` section of a recipe, the protocol parquet files
 (``<protocol_dir>/<subset>.parquet``, subsets train, eval_id, eval_ood, unseen_real, diff_config,
-diff_source, ood_config, alm) and one or more trained runs; writes under ``output``::
+diff_source, ood_config, alm, cors) and one or more trained runs; writes under ``output``::
 
     table3_id_f1.{csv,md}         ID source tracing on eval_id: F1 per class + macro/weighted
     table4_robustness.{csv,md}    micro F1 (= accuracy) per condition: unseen real, other config,
                                   other source (ID-labelled rows)
     table5_ood.{csv,md}           AUC / FPR95 / EER per detector x OOD condition, ID (eval_id) = positive
     table6_alm.{csv,md}           ALM sets: real-vs-fake F1 from P(real), and back-end tracing F1
+    cors_detection.{csv,md}       CodecFake+ CoRS (subset ``cors``): real-vs-fake EER per codec
     plots/*.png, report.html, results.json, cache/ (predictions and fitted OOD statistics)
 
 A subset that is absent or empty gives ``n/a (no data)`` cells, never a crash; a model that fails
@@ -48,11 +49,13 @@ from .tables import (
     table4,
     table5,
     table6,
+    table_cors,
 )
 
 log = logging.getLogger(__name__)
 
-SUBSETS = ("train", "dev", "eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "alm")
+SUBSETS = ("train", "dev", "eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "alm", "cors")
+EVAL_SUBSETS = ("eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "alm", "cors")
 NEEDED_COLUMNS = ("utt_id", "path", "label", "label_name", "is_fake", "status", "codec", "variant", "weights_id")
 STUDY_KEYS = {
     "models", "protocol_dir", "detectors", "output", "title", "checkpoint", "batch_size", "device",
@@ -381,7 +384,7 @@ def study_model(
     cache = config.output / "cache" / _safe(ref.name)
     preds: dict[str, SubsetPredictions | None] = {}
     unreadable: dict[str, int] = {}
-    for name in ("eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "alm"):
+    for name in EVAL_SUBSETS:
         rows = protocol.get(name)
         sp = None if rows is None else _cached_predict(predict_fn, ref, rows, cache, ckpt_key)
         if sp is not None and sp.rows.attrs.get("missing"):
@@ -427,6 +430,7 @@ def study_model(
         "table4": table4(ref.name, preds),
         "table5": t5,
         "table6": table6(ref.name, preds["alm"], config.alm_backends),
+        "cors": table_cors(ref.name, preds["cors"]),
         "classes": next((p.classes for p in preds.values() if p is not None), []),
         "rows_without_prediction": unreadable,
     }
@@ -450,6 +454,7 @@ def _failed_rows(model: str, error: str, detectors: Sequence[str]) -> dict:
         "table4": [{"model": model, "set": msg, "condition": "", "label": "", "n": 0, "f1": msg}],
         "table5": [{"model": model, "detector": d, "condition": msg, "n_id": 0, "n_ood": 0, "auc": msg, "fpr95": msg, "eer": msg} for d in detectors],
         "table6": [{"model": model, "condition": msg, "n": 0, "detect_f1": msg, "fake_rate": msg, "backend": "", "backend_f1": msg}],
+        "cors": [{"model": model, "condition": msg, "n_real": 0, "n_fake": 0, "eer": msg, "fake_rate": msg}],
     }
 
 
@@ -483,7 +488,7 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
             per_model[ref.name] = res
             model_json[ref.name] = {"path": str(ref.path), "status": "ok", "classes": res["classes"],
                                     "rows_without_prediction": res["rows_without_prediction"], **info,
-                                    **{k: res[k] for k in ("table3", "table4", "table5", "table6")}}
+                                    **{k: res[k] for k in ("table3", "table4", "table5", "table6", "cors")}}
         except Exception as exc:  # the study goes on with the other models
             log.exception("model %s failed", ref.name)
             err = f"{type(exc).__name__}: {exc}"
@@ -501,6 +506,7 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
         "table4_robustness": _frame([x for r in per_model.values() for x in r["table4"]], ["model", "set", "condition", "label", "n", "f1"]),
         "table5_ood": _frame([x for r in per_model.values() for x in r["table5"]], ["model", "detector", "condition", "n_id", "n_ood", "auc", "fpr95", "eer"]),
         "table6_alm": _frame([x for r in per_model.values() for x in r["table6"]], ["model", "condition", "n", "detect_f1", "fake_rate", "backend", "backend_f1"]),
+        "cors_detection": _frame([x for r in per_model.values() for x in r["cors"]], ["model", "condition", "n_real", "n_fake", "eer", "fake_rate"]),
     }
     banner = report.random_banner(random_ids)
     table_paths = {}

@@ -4,7 +4,8 @@
 - Table 4: robustness, micro F1 (= accuracy; the anchor's measure on one-label sets) per condition
   of unseen real / different config / different source (ID-labelled rows);
 - Table 5: OOD detection per detector x condition (AUC, FPR95, EER; ID labels 0..6 positive);
-- Table 6: ALM sets, real-vs-fake detection from P(real) and tracing to the ALM's codec back end.
+- Table 6: ALM sets, real-vs-fake detection from P(real) and tracing to the ALM's codec back end;
+- CoRS (CodecFake+ re-synthesis set, subset ``cors``): real-vs-fake EER per codec from P(real).
 
 A missing subset gives ``NA`` cells; a metric that cannot be computed gives ``n/a (<reason>)``.
 """
@@ -30,6 +31,7 @@ __all__ = [
     "table4",
     "table5",
     "table6",
+    "table_cors",
 ]
 
 NA = "n/a (no data)"
@@ -200,5 +202,36 @@ def table6(model: str, alm: SubsetPredictions | None, backends: Mapping[str, int
         else:
             row["backend"] = f"{backend} {label_name(backend)}"
             row["backend_f1"] = M.micro_f1(np.full(len(part.rows), backend), part.predicted)
+        rows.append(row)
+    return rows
+
+
+def table_cors(model: str, cors: SubsetPredictions | None) -> list[dict]:
+    """CodecFake+ CoRS rows: for each codec (``condition`` of the fake rows), the EER of telling its
+    clips from the set's real clips with the score P(fake) = 1 - P(real), and the share of its
+    clips called fake (P(real) < 0.5); then one row ``all`` (every codec against the reals).
+    """
+    cols = {"n_real": 0, "n_fake": 0}
+    if cors is None:
+        return [{"model": model, "condition": NA, **cols, "eer": NA, "fake_rate": NA}]
+    if 0 not in cors.classes:
+        why = "n/a (model has no real class)"
+        return [{"model": model, "condition": "all", **cols, "eer": why, "fake_rate": why}]
+    p_fake = 1.0 - cors.probs[:, cors.classes.index(0)]
+    is_fake = cors.rows["is_fake"].to_numpy(dtype=bool)
+    real_scores = p_fake[~is_fake]
+    conditions = cors.rows["condition"].astype(str).to_numpy()
+    groups = [(c, is_fake & (conditions == c)) for c in sorted(set(conditions[is_fake]))]
+    groups.append(("all", is_fake))
+    rows = []
+    for cond, mask in groups:
+        fake_scores = p_fake[mask]
+        row: dict[str, Any] = {"model": model, "condition": cond, "n_real": int(len(real_scores)), "n_fake": int(mask.sum())}
+        try:
+            y = np.r_[np.ones(len(fake_scores), dtype=int), np.zeros(len(real_scores), dtype=int)]
+            row["eer"] = M.eer(y, np.r_[fake_scores, real_scores])
+        except ValueError as exc:  # e.g. no real rows in the set
+            row["eer"] = na_reason(exc)
+        row["fake_rate"] = float((fake_scores >= 0.5).mean()) if len(fake_scores) else NA
         rows.append(row)
     return rows
