@@ -7,6 +7,7 @@ batch, :func:`codec_wrappers.precision.compare_precision` gives:
 - the SNR (dB) of the bf16 output against the fp32 output over each item's valid samples (row:
   the worst item; ``inf`` when identical);
 - the share of discrete code entries (all levels, each item encoded alone) that bf16 changes;
+- the same two for ``bf16_fp32vq`` (bf16 with the quantiser modules kept in fp32);
 
 and the two precisions are then timed alternating (fp32 bf16, bf16 fp32, ...; the comparison
 run before serves as warm-up of both): row fp32 time / bf16 time, > 1 when bf16 is faster.
@@ -62,6 +63,16 @@ def bench_variant(vid: str, paths: list[str], res: BenchResult, rounds: int) -> 
                 level_changed_pct=[round(100.0 * x, 2) for x in rep.level_changed_shares], **common)
     res.add(f"{vid}: fp32 time / bf16 time", t.ratio("fp32", "bf16"), "x", median_ratio=round(t.median_ratio("fp32", "bf16"), 3),
             timings=t.summary(), x_real_time_fp32=round(audio_s / t.best("fp32"), 2), **common)
+    # bf16 with the quantisers in fp32. Last: it patches this codec's quantiser modules for good.
+    try:
+        vq = compare_precision(codec, pad, lengths, "fp32", "bf16_fp32vq")
+    except ValueError as exc:  # no quantiser modules (the toy codec)
+        res.notes.append(f"{vid}: no bf16_fp32vq rows ({exc})")
+        return
+    res.add(f"{vid}: bf16_fp32vq SNR vs fp32 (min)", vq.snr_min_db, "dB", snr_db=[round(s, 2) for s in vq.snr_db], **common)
+    if vq.codes_changed_share is not None:
+        res.add(f"{vid}: codes changed by bf16_fp32vq", 100.0 * vq.codes_changed_share, "%",
+                level_changed_pct=[round(100.0 * x, 2) for x in vq.level_changed_shares], **common)
 
 
 def run(opts: BenchOptions) -> BenchResult:

@@ -1,19 +1,30 @@
-"""Numeric precision of a codec forward pass: fp32 (default) or bf16 autocast.
+"""Numeric precision of a codec forward pass: fp32 (default), bf16 autocast, or bf16 autocast with
+the vector quantisers kept in fp32 (``bf16_fp32vq``).
 
 bf16 is a speed lever on GPUs with bf16 tensor cores; it changes the output (and can flip codes),
-so it is off by default, opt-in per recipe, and recorded in every row it produced.
+so it is off by default, opt-in per recipe, and recorded in every row it produced. Most flipped
+codes come from the nearest-codeword search, whose distances lose their low bits in bf16
+(bench/README.md, precision); ``bf16_fp32vq`` runs every quantiser module in fp32 and the rest
+of the network in bf16.
 :func:`compare_precision` measures how much: the SNR of the bf16 output against the fp32 output
 and the share of discrete codes that bf16 changes.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import re
 import time
 from dataclasses import asdict, dataclass
 
 # No torch import at module level: recipes import PRECISIONS, and reading a recipe must stay light.
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "bf16_fp32vq")
+# Quantiser modules by class name, in every family here: EnCodec/SpeechTokenizer
+# ResidualVectorQuantizer, DAC/SNAC ResidualVectorQuantize, Mimi *ResidualVectorQuantizer, native
+# ResidualVectorQuantizer / GroupResidualVQ / FunCodecRVQ / ResidualFVQ / FactorizedVQ / _Codebook.
+QUANTIZER_CLASS = re.compile(r"(Vector|Residual|Group).*Quantiz|VQ|Codebook")  # not torch's NonDynamicallyQuantizableLinear
+_QUANTIZER_METHODS = ("forward", "encode", "decode", "quantize", "dequantize", "from_codes", "from_latents")
 
 
 def check_precision(precision: str) -> str:
@@ -32,6 +43,68 @@ def autocast(device, precision: str):
     import torch
 
     return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+
+
+def quantizer_modules(model) -> list:
+    """The outermost modules of ``model`` whose class name marks a quantiser (:data:`QUANTIZER_CLASS`)."""
+    found = []
+
+    def visit(module) -> None:
+        if QUANTIZER_CLASS.search(type(module).__name__):
+            found.append(module)
+            return
+        for child in module.children():
+            visit(child)
+
+    visit(model)
+    return found
+
+
+def _in_fp32(method):
+    """Wrap a bound method: autocast off inside, half-precision tensor arguments cast to float32."""
+    import torch
+
+    def cast(x):
+        return x.float() if isinstance(x, torch.Tensor) and x.dtype in (torch.bfloat16, torch.float16) else x
+
+    @functools.wraps(method)
+    def wrapped(*args, **kwargs):
+        device = next((a.device.type for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), "cpu")
+        with torch.autocast(device_type=device, enabled=False):
+            return method(*[cast(a) for a in args], **{k: cast(v) for k, v in kwargs.items()})
+
+    return wrapped
+
+
+def keep_quantizers_fp32(model) -> int:
+    """Make every quantiser module of ``model`` run in fp32 under autocast (its ``forward``,
+    ``encode``, ``decode``... on the instance); idempotent, and a no-op without autocast. Returns
+    how many quantiser modules the model has."""
+    mods = quantizer_modules(model)
+    for m in mods:
+        if getattr(m, "_ncst_fp32", False):
+            continue
+        for name in _QUANTIZER_METHODS:
+            if callable(getattr(type(m), name, None)):
+                setattr(m, name, _in_fp32(getattr(m, name)))
+        m._ncst_fp32 = True
+    # Models that search their codebooks in a method of their own (AudioDec's SymAD.quantize).
+    if callable(getattr(type(model), "quantize", None)) and not getattr(model, "_ncst_fp32", False):
+        model.quantize = _in_fp32(model.quantize)
+        model._ncst_fp32 = True
+    return len(mods)
+
+
+def prepare_codec(codec, precision: str) -> None:
+    """Get a loaded codec ready for ``precision`` (for ``bf16_fp32vq``: its quantisers in fp32).
+
+    Raises ValueError when ``bf16_fp32vq`` is asked of a codec with no quantiser module to keep."""
+    if check_precision(precision) != "bf16_fp32vq":
+        return
+    model = getattr(codec, "model", None)
+    if model is None or keep_quantizers_fp32(model) == 0:
+        raise ValueError(f"{codec.variant.id}: precision bf16_fp32vq needs quantiser modules, and this codec "
+                         "has none that ncst recognises; use bf16 or fp32")
 
 
 @dataclass(frozen=True)
@@ -142,6 +215,8 @@ def compare_precision(codec, audio, lengths, precision_a: str = "fp32", precisio
                          f"{tuple(lengths.shape)}")
     lengths = lengths.to(torch.int64).cpu()
     outputs, seconds = [], []
+    for p in (precision_a, precision_b):
+        prepare_codec(codec, p)
     with torch.inference_mode():
         for p in (precision_a, precision_b):
             t0 = time.perf_counter()

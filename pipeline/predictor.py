@@ -219,7 +219,8 @@ class Predictor:
             ``weights_id`` added (then run :func:`write_batch`).
         audio_format: ``flac`` or ``wav`` (``stages="all"`` only).
         seed: torch seed set once at load (codecs are deterministic; this pins anything that is not).
-        precision: ``fp32`` or ``bf16`` (autocast around each forward; see :mod:`codec_wrappers.precision`).
+        precision: ``fp32``, ``bf16`` (autocast around each forward) or ``bf16_fp32vq`` (the same
+            with the quantisers in fp32); see :mod:`codec_wrappers.precision`.
         num_threads: torch intra-op threads of this process (None: leave torch's setting; Ray
             actors start with ``OMP_NUM_THREADS`` = their ``num_cpus``).
         batch_mode: how the codec runs a padded batch (None: its own default); one of the
@@ -242,7 +243,7 @@ class Predictor:
     ):
         import torch
 
-        from codec_wrappers.precision import check_precision
+        from codec_wrappers.precision import check_precision, prepare_codec
         from codec_wrappers.registry import load_codec
 
         if stages not in STAGES:
@@ -254,6 +255,7 @@ class Predictor:
             torch.set_num_threads(int(num_threads))
         torch.manual_seed(int(seed))
         self.codec = load_codec(variant, weights, device=device)
+        prepare_codec(self.codec, self.precision)
         if batch_mode is not None:
             modes = tuple(getattr(self.codec, "batch_modes", ("exact",)))
             if batch_mode not in modes:

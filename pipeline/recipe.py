@@ -21,8 +21,9 @@ section; ``protocol:``, ``train:`` and ``study:`` belong to their own stages and
       max_batch_seconds: null  # padded audio per forward pass (length bucketing); null = on a GPU, what
                                # fits in half its free memory (probed once per predictor, at most 320 s);
                                # on CPU one item per forward (faster there, see bench/README.md)
-      precision: fp32        # fp32 | bf16 (autocast; faster on recent GPUs, changes the output:
-                             # recorded as "precision" in each row's extra; see bench precision)
+      precision: fp32        # fp32 | bf16 | bf16_fp32vq (autocast; faster on recent GPUs, changes the
+                             # output and flips codes; bf16_fp32vq keeps the quantisers in fp32 and
+                             # flips fewer; recorded in each row's extra; see bench precision)
       num_threads: null      # torch intra-op threads per predictor (null = torch's / Ray's default:
                              # a Ray actor gets its num_cpus)
       io_threads: null       # local executor: threads that decode and write around the model

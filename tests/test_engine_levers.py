@@ -262,3 +262,12 @@ def test_masked_batch_mode_matches_exact_for_the_codecs_that_offer_it(vid):
     assert ea == eb == ["", "", ""] and masked.forward_calls == 1
     for x, y in zip(a, b):
         np.testing.assert_allclose(y, x, atol=1e-4 * float(np.abs(x).max()) + 1e-6)
+
+
+def test_bf16_fp32vq_predictor_patches_the_quantisers_or_says_why_not():
+    pred = Predictor("encodec_24k_6kbps", "random:0", precision="bf16_fp32vq")
+    assert getattr(pred.codec.model.quantizer, "_ncst_fp32", False)
+    outs, errs = pred.resynthesize([0.1 * np.ones(2400, np.float32)], ["a.wav"])
+    assert errs == [""] and np.isfinite(outs[0]).all()
+    with pytest.raises(ValueError, match="bf16_fp32vq"):
+        Predictor("toy_mulaw_16k", "random:0", precision="bf16_fp32vq")

@@ -165,7 +165,7 @@ def test_compare_precision_real_codec(vid):
 
 
 def test_autocast_context():
-    assert PRECISIONS == ("fp32", "bf16")
+    assert PRECISIONS == ("fp32", "bf16", "bf16_fp32vq")
     lin = torch.nn.Linear(4, 4)
     with autocast("cpu", "bf16"):
         assert lin(torch.ones(1, 4)).dtype == torch.bfloat16
@@ -186,3 +186,34 @@ def test_precision_bench_quick(tmp_path):
     assert metrics["toy_mulaw_16k: codes changed by bf16"].value == 0.0
     assert metrics["toy_mulaw_16k: fp32 time / bf16 time"].value > 0
     assert all(r.status == "INFO" for r in res.rows)
+
+
+def test_bf16_fp32vq_keeps_the_quantisers_in_fp32_and_flips_fewer_codes():
+    from codec_wrappers.precision import keep_quantizers_fp32, prepare_codec, quantizer_modules
+
+    codec = load_codec("encodec_24k_6kbps", "random:0")
+    mods = quantizer_modules(codec.model)
+    assert [type(m).__name__ for m in mods] == ["ResidualVectorQuantizer"]
+    g = torch.Generator().manual_seed(0)
+    x = 0.1 * torch.randn(2, 1, 7200, generator=g)
+    lengths = torch.tensor([7200, 5400])
+    plain = compare_precision(codec, x, lengths, "fp32", "bf16")
+    kept = compare_precision(codec, x, lengths, "fp32", "bf16_fp32vq")
+    assert plain.codes_changed > 0 and kept.codes_changed < plain.codes_changed
+    # Inside the patched quantiser autocast is off and its inputs are float32.
+    seen = []
+    book = mods[0].vq.layers[0]._codebook  # encodec's nearest-codeword search: EuclideanCodebook.quantize
+    search = book.quantize
+
+    def spy(z):
+        seen.append((torch.is_autocast_enabled("cpu"), z.dtype))
+        return search(z)
+
+    book.quantize = spy
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        codec.resynthesize(x, lengths)
+    del book.quantize
+    assert seen and all(s == (False, torch.float32) for s in seen)
+    assert keep_quantizers_fp32(codec.model) == 1  # idempotent
+    with pytest.raises(ValueError, match="bf16_fp32vq"):
+        prepare_codec(load_codec("toy_mulaw_16k", "random:0"), "bf16_fp32vq")

@@ -20,8 +20,8 @@ def generate(
     node_ip: Optional[str] = typer.Option(None, "--node-ip", help="Ray node IP of this driver (e.g. 127.0.0.2)"),
     temp_dir: Optional[str] = typer.Option(None, "--temp-dir", help="Ray temp dir when Ray is started here"),
     num_cpus: Optional[int] = typer.Option(None, "--num-cpus", min=1, help="logical CPUs of a Ray started here"),
-    precision: Optional[str] = typer.Option(None, "--precision", help="fp32 | bf16 for every variant (bf16 flips codes: "
-                                            "see `python -m bench precision`)"),
+    precision: Optional[str] = typer.Option(None, "--precision", help="fp32 | bf16 | bf16_fp32vq for every variant (bf16 "
+                                            "flips codes: see `python -m bench precision`)"),
     io_threads: Optional[int] = typer.Option(None, "--io-threads", min=0, help="local executor: decode/write threads "
                                              "around the model (0 = in turn)"),
 ) -> None:
@@ -32,8 +32,10 @@ def generate(
 
     if executor is not None and executor not in ("ray", "local"):
         raise typer.BadParameter("--executor must be ray or local", param_hint="--executor")
-    if precision is not None and precision not in ("fp32", "bf16"):
-        raise typer.BadParameter("--precision must be fp32 or bf16", param_hint="--precision")
+    from codec_wrappers.precision import PRECISIONS
+
+    if precision is not None and precision not in PRECISIONS:
+        raise typer.BadParameter(f"--precision must be one of {', '.join(PRECISIONS)}", param_hint="--precision")
     try:
         summary = generate_from_recipe(recipe, resume=resume, executor=executor, address=address, limit=limit,
                                        weights=weights, node_ip=node_ip, temp_dir=temp_dir, num_cpus=num_cpus,
