@@ -89,9 +89,11 @@ def keep_quantizers_fp32(model) -> int:
                 setattr(m, name, _in_fp32(getattr(m, name)))
         m._ncst_fp32 = True
     # Models that search their codebooks in a method of their own (AudioDec's SymAD.quantize).
-    if callable(getattr(type(model), "quantize", None)) and not getattr(model, "_ncst_fp32", False):
-        model.quantize = _in_fp32(model.quantize)
-        model._ncst_fp32 = True
+    inside = {id(sub) for m in mods for sub in m.modules()}
+    for m in model.modules():
+        if id(m) not in inside and callable(getattr(type(m), "quantize", None)) and not getattr(m, "_ncst_fp32", False):
+            m.quantize = _in_fp32(m.quantize)
+            m._ncst_fp32 = True
     return len(mods)
 
 
