@@ -141,6 +141,21 @@ def set_threads(n: int) -> None:
     torch.set_num_threads(max(1, int(n)))
 
 
+def bench_device() -> str:
+    """``cuda`` when a GPU is visible (the generation benches then run their codecs there), else ``cpu``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def synchronize(device: str) -> None:
+    """Wait for queued GPU work, so that a timing ends when the work does."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     """``(seconds, result)`` of one call, after a garbage collection so neither side pays for the other."""
     gc.collect()

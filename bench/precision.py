@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import torch
 
-from bench.common import BenchOptions, BenchResult, alternate, make_sources, set_threads, start_result
+from bench.common import (BenchOptions, BenchResult, alternate, bench_device, make_sources, set_threads, start_result,
+                          synchronize)
 from bench.gen_vs_floor import selected_variants
 
 
@@ -34,12 +35,12 @@ def _batch(audio: list) -> tuple[torch.Tensor, torch.Tensor]:
     return pad, lengths
 
 
-def bench_variant(vid: str, paths: list[str], res: BenchResult, rounds: int) -> None:
+def bench_variant(vid: str, paths: list[str], res: BenchResult, rounds: int, device: str = "cpu") -> None:
     from codec_wrappers.precision import autocast, compare_precision
     from codec_wrappers.registry import load_codec
     from pipeline.audio_io import load_audio
 
-    codec = load_codec(vid, "random:0")
+    codec = load_codec(vid, "random:0", device=device)
     sr = codec.sample_rate
     pad, lengths = _batch([load_audio(p, target_sr=sr)[0] for p in paths])
     audio_s = float(lengths.sum()) / sr
@@ -48,7 +49,9 @@ def bench_variant(vid: str, paths: list[str], res: BenchResult, rounds: int) -> 
     def forward(precision: str):
         def call():
             with torch.inference_mode(), autocast(codec.device, precision):
-                return codec.resynthesize(pad, lengths)
+                out = codec.resynthesize(pad, lengths)
+            synchronize(device)
+            return out
         return call
 
     t = alternate({"fp32": forward("fp32"), "bf16": forward("bf16")}, rounds=rounds, warmup=0)
@@ -91,7 +94,7 @@ def run(opts: BenchOptions) -> BenchResult:
     for vid in variants:
         print(f"   {vid}", flush=True)
         try:
-            bench_variant(vid, paths, res, rounds)
+            bench_variant(vid, paths, res, rounds, bench_device())
         except Exception as exc:  # report and go on with the next codec
             res.add(f"{vid}: bf16 SNR vs fp32 (min)", float("nan"), "dB", error=f"{type(exc).__name__}: {exc}")
             res.notes.append(f"{vid} failed: {type(exc).__name__}: {exc}")
