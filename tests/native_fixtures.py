@@ -85,10 +85,13 @@ def test_signal(sample_rate: int, seconds: float = 1.0, seed: int = 7) -> torch.
 test_signal.__test__ = False  # not a pytest test
 
 
-def assert_close_to_reference(out, ref, rel: float = 1e-4) -> None:
-    """``max|out - ref| <= rel * max|ref|`` (shapes must match)."""
+def assert_close_to_reference(out, ref, rel: float = 1e-4, outside: float = 0.0) -> None:
+    """``|out - ref| <= rel * max|ref|`` at every sample, or at all but a share ``outside`` of
+    them (shapes must match)."""
     out = out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
     ref = np.asarray(ref)
     assert out.shape == ref.shape, f"shape {out.shape} != reference {ref.shape}"
-    err, tol = float(np.abs(out - ref).max()), rel * float(np.abs(ref).max())
-    assert err <= tol, f"max abs error {err:.3g} > {tol:.3g} (= {rel} x max|reference|)"
+    err, tol = np.abs(out - ref), rel * float(np.abs(ref).max())
+    share = float((err > tol).mean())
+    assert share <= outside, (f"{share:.2%} of samples off by more than {tol:.3g} (= {rel} x max|reference|; "
+                              f"allowed {outside:.2%}); max abs error {float(err.max()):.3g}")

@@ -49,7 +49,7 @@ def test_state_dict_matches_upstream_inference_keys():
 
 @needs_fixtures
 def test_fixture_through_official_files(tmp_path):
-    """Upstream-layout .bin files -> registry -> codes exact, waveform bit-level at upstream's 4 threads."""
+    """Upstream-layout .bin files -> registry -> codes exact, waveform within 1e-4 at 98 % of samples."""
     from codec_wrappers.registry import load_codec
 
     meta, ref = load_fixture(VARIANT)
@@ -71,8 +71,13 @@ def test_fixture_through_official_files(tmp_path):
     finally:
         torch.set_num_threads(threads)
     np.testing.assert_array_equal(out["codes"].numpy(), ref["codes"])
-    assert_close_to_reference(out["output"], ref["output"])
-    assert_close_to_reference(resynth, ref["output"])
+    # The fixture's notes: under its fill the decoder runs at pre-tanh values of ~1e2-1e3, so float32
+    # rounding is amplified, and the 1e-4 waveform bound holds only for bit-identical arithmetic.
+    # Upstream itself, on one machine, moves 169 of 16000 samples (1.1 %) past it between 1 and 4
+    # threads; another CPU's kernels (seen: AMD EPYC against the fixture's machine) move 1.1-1.2 %.
+    # So: codes exact, and at most 2 % of samples past the bound (a wrong decoder misses nearly all).
+    assert_close_to_reference(out["output"], ref["output"], outside=0.02)
+    assert_close_to_reference(resynth, ref["output"], outside=0.02)
     # a file of another architecture is refused, naming it
     sds["encoder"]["block.6.weight_v"] = sds["encoder"]["block.6.weight_v"][:128]
     torch.save(sds["encoder"], tmp_path / "ns3_facodec_encoder.bin")
