@@ -95,7 +95,7 @@ class BenchResult:
 
 # ------------------------------------------------------------------ machine
 def machine_info() -> dict[str, Any]:
-    """What the numbers were taken on: CPU model, cores, load, memory, torch, GPU if any."""
+    """What the numbers were taken on: CPU model and vector extensions, cores, load, memory, torch, GPU if any."""
     info: dict[str, Any] = {
         "hostname": socket.gethostname(), "platform": platform.platform(), "python": platform.python_version(),
         "cpu_count": os.cpu_count(), "loadavg": [round(x, 2) for x in os.getloadavg()],
@@ -104,6 +104,11 @@ def machine_info() -> dict[str, Any]:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 info["cpu_model"] = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                # Two machines with the same model name differed here (AVX512-BF16 or AVX2 only), and
+                # with it bf16 speed and float32 rounding.
+                flags = set(line.split(":", 1)[1].split())
+                info["cpu_bf16"] = sorted(flags & {"avx512_bf16", "amx_bf16"})
                 break
         mem = Path("/proc/meminfo").read_text().split()
         info["mem_total_gib"] = round(int(mem[mem.index("MemTotal:") + 1]) / 2**20, 1)
@@ -114,6 +119,7 @@ def machine_info() -> dict[str, Any]:
 
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
+        info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
     except ImportError:
