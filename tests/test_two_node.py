@@ -1,8 +1,10 @@
 """Two Ray nodes on loopback; the worker node dies mid-run; every item still comes out exactly once.
 
 Follows DESIGN.md "Ray on one machine": head on 127.0.0.2 with 3 logical CPUs, a worker node on
-127.0.0.3 with 2, the driver attached to the head's raylet, an elastic actor pool (1, 2), and the
-worker node's raylet SIGKILLed by pid once it runs a generation actor. The cluster is ended by
+127.0.0.3 with 2, the driver attached to the head's raylet, an elastic actor pool (2, 3), and the
+worker node's raylet SIGKILLed by pid once it runs a generation actor. The pool starts with two
+actors (one lands on each node): grown from one, its second actor could come up only after the
+first had made every file (seen on a machine where the toy codec ran 40 items/s). The cluster is ended by
 the pids this test started (never ``ray stop``).
 """
 from __future__ import annotations
@@ -59,7 +61,7 @@ def _ray_start(args: list[str], env: dict) -> None:
 
 @pytest.mark.ray
 def test_worker_node_killed_mid_run_every_item_once(tmp_path):
-    n = 150
+    n = 240
     src = make_source(tmp_path, n=n, seconds=(0.8, 1.2))
     temp = ray_temp_dir()
     env = dict(os.environ, OMP_NUM_THREADS="1", RAY_USAGE_STATS_ENABLED="0")
@@ -75,7 +77,7 @@ def test_worker_node_killed_mid_run_every_item_once(tmp_path):
         assert len(raylets) == 2 and len(worker_raylet) == 1, raylets
 
         config = GenerateConfig(
-            sources=(src,), variants=(VariantSpec("toy_mulaw_16k", concurrency=(1, 2)),), weights="random:0",
+            sources=(src,), variants=(VariantSpec("toy_mulaw_16k", concurrency=(2, 3)),), weights="random:0",
             batch_size=2, shard_rows=4, address=f"{RAY_IP}:{port}", node_ip=RAY_IP,
         )
         audio = tmp_path / "out" / "dataset" / "audio"
