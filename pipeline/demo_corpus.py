@@ -10,6 +10,11 @@ speech's pitch range, formant structure and rhythm, which is what the codecs car
 Same seed -> byte-identical files. Counts and durations are parameters: the defaults (4 VCTK
 speakers x 6 utterances at 48 kHz FLAC, 3 AISHELL-3 speakers x 6 at 44.1 kHz WAV, 1.5-2.5 s each)
 give about 1.5 minutes of audio, small enough for the 11-codec demo on 2 CPU cores.
+
+On request it also writes tiny NCSSD, ASVspoof 2019 LA and In-the-Wild trees (the study's
+robustness corpora). Their "spoofs" come from :func:`synth_spoof` (demo speech re-synthesised
+with random STFT phases, a crude vocoder artefact): another kind of fake than the codecs' for the
+"OOD other fake type" set, not a real attack.
 """
 from __future__ import annotations
 
@@ -67,6 +72,10 @@ class DemoCorpus:
     corrupt_files: tuple[Path, ...] = ()
     ncssd_dir: Path | None = None  # NCSSD-layout dialogues (unseen real / different source), if any
     n_ncssd: int = 0
+    asvspoof2019_la_dir: Path | None = None  # ASVspoof 2019 LA layout (unseen real / other fake type)
+    n_asvspoof2019_la: int = 0  # files of the eval partition (bona fide + spoof)
+    in_the_wild_dir: Path | None = None  # In-the-Wild layout (unseen real / other fake type)
+    n_in_the_wild: int = 0  # files (bona fide + spoof)
 
 
 def synth_utterance(
@@ -126,6 +135,17 @@ def synth_utterance(
     return out.astype(np.float32)
 
 
+def synth_spoof(rng: np.random.Generator, sr: int, duration_s: float, f0: float, formant_scale: float = 1.0) -> np.ndarray:
+    """A demo "spoof" ``(samples,)`` float32: :func:`synth_utterance` with its STFT phases replaced
+    by random ones (magnitudes kept), the buzzy smear of a vocoder without phase modelling."""
+    x = synth_utterance(rng, sr, duration_s, f0, formant_scale)
+    _, _, z = signal.stft(x, fs=sr, nperseg=512)
+    _, y = signal.istft(np.abs(z) * np.exp(2j * np.pi * rng.random(z.shape)), fs=sr, nperseg=512)
+    y = np.pad(y[: len(x)], (0, max(0, len(x) - len(y))))
+    y *= 0.6 / (np.max(np.abs(y)) + 1e-9)
+    return y.astype(np.float32)
+
+
 def _speakers(rng: np.random.Generator, prefix: str, first: int, count: int) -> list[SyntheticSpeaker]:
     out = []
     for i in range(count):
@@ -148,6 +168,8 @@ def make_demo_corpus(
     corrupt: bool = False,
     ncssd_dialogues: int = 0,
     ncssd_turns: int = 3,
+    asvspoof2019_la_utterances: int = 0,
+    in_the_wild_utterances: int = 0,
 ) -> DemoCorpus:
     """Write a synthetic VCTK 0.92 tree and AISHELL-3 tree under ``out_dir``.
 
@@ -165,7 +187,14 @@ def make_demo_corpus(
         ncssd_dialogues: also write this many two-speaker dialogues of ``ncssd_turns`` turns in
             the NCSSD layout read by ``prepare_ncssd`` (``out_dir/ncssd/R-EN/<dialogue>/``: 16 kHz
             WAV turns, ``.lab`` transcripts, ``metadata.json``): the study's unseen-real and
-            different-source sets. Written last, so the other corpora do not change with it.
+            different-source sets. Written after VCTK and AISHELL-3, so they do not change with it.
+        asvspoof2019_la_utterances: also write an ASVspoof 2019 LA tree (``out_dir/asvspoof2019_la/LA/``,
+            16 kHz FLAC + CM protocol files) whose eval partition holds this many bona fide and
+            this many spoofed utterances (attacks A07, A08, ...), plus a train partition of one
+            of each (so that reading only the eval partition is visible).
+        in_the_wild_utterances: also write an In-the-Wild tree (``out_dir/in_the_wild/
+            release_in_the_wild/``: ``<n>.wav`` at 16 kHz + ``meta.csv``) with this many bona fide
+            and this many spoofed files. Both are written last, LA first.
 
     Returns:
         A :class:`DemoCorpus` with the two corpus roots to pass to ``prepare_vctk`` and
@@ -252,10 +281,18 @@ def make_demo_corpus(
                 total += dur
                 n_ncssd += 1
             (folder / "metadata.json").write_text(json.dumps({"dialog": d, "utterents": turns}, indent=1), encoding="utf-8")
+    la = root / "asvspoof2019_la" if asvspoof2019_la_utterances else None
+    n_la = _write_asvspoof2019_la(la, rng, asvspoof2019_la_utterances, min_duration_s, max_duration_s) if la else 0
+    itw = root / "in_the_wild" if in_the_wild_utterances else None
+    n_itw = _write_in_the_wild(itw, rng, in_the_wild_utterances, min_duration_s, max_duration_s) if itw else 0
     return DemoCorpus(
         root=root,
         ncssd_dir=ncssd,
         n_ncssd=n_ncssd,
+        asvspoof2019_la_dir=la,
+        n_asvspoof2019_la=n_la,
+        in_the_wild_dir=itw,
+        n_in_the_wild=n_itw,
         vctk_dir=vctk,
         aishell3_dir=ai,
         n_vctk=vctk_speakers * utterances_per_speaker,
@@ -265,26 +302,78 @@ def make_demo_corpus(
     )
 
 
+LA_PROTOCOLS = {"train": "ASVspoof2019.LA.cm.train.trn.txt", "eval": "ASVspoof2019.LA.cm.eval.trl.txt"}
+LA_PREFIX = {"train": "LA_T", "eval": "LA_E"}
+
+
+def _write_asvspoof2019_la(root: Path, rng: np.random.Generator, n: int, min_s: float, max_s: float) -> int:
+    """An ASVspoof 2019 LA tree: eval = ``n`` bona fide + ``n`` spoofs, train = one of each.
+    Returns the number of eval files. Speakers LA_9xxx (not real LA speaker ids)."""
+    sr = 16000
+    la = root / "LA"
+    speakers = _speakers(rng, "LA_9", 1, 2)
+    number = 1000000
+    for part, count in (("train", 1), ("eval", n)):
+        lines = []
+        for k in range(2 * count):
+            spk = speakers[k % 2]
+            spoof = k % 2 == 1
+            number += int(rng.integers(1, 5000))
+            utt = f"{LA_PREFIX[part]}_{number}"
+            dur = float(rng.uniform(min_s, max_s))
+            make = synth_spoof if spoof else synth_utterance
+            write_audio(la / f"ASVspoof2019_LA_{part}" / "flac" / f"{utt}.flac",
+                        make(rng, sr, dur, spk.f0, spk.formant_scale), sr, "FLAC")
+            attack = f"A{7 + k // 2 % 13:02d}" if spoof else "-"
+            lines.append(f"{spk.speaker} {utt} - {attack} {'spoof' if spoof else 'bonafide'}")
+        proto = la / "ASVspoof2019_LA_cm_protocols" / LA_PROTOCOLS[part]
+        proto.parent.mkdir(parents=True, exist_ok=True)
+        proto.write_text("".join(f"{ln}\n" for ln in lines), encoding="utf-8")
+    return 2 * n
+
+
+def _write_in_the_wild(root: Path, rng: np.random.Generator, n: int, min_s: float, max_s: float) -> int:
+    """An In-the-Wild tree: ``n`` bona fide + ``n`` spoofed ``<k>.wav`` files and ``meta.csv``."""
+    sr = 16000
+    data = root / "release_in_the_wild"
+    speakers = _speakers(rng, "itw", 0, 2)
+    names = {speakers[0].speaker: "Demo Person A", speakers[1].speaker: "Demo Person B"}
+    lines = ["file,speaker,label"]
+    for k in range(2 * n):
+        spk = speakers[k // 2 % 2]
+        spoof = k % 2 == 1
+        dur = float(rng.uniform(min_s, max_s))
+        make = synth_spoof if spoof else synth_utterance
+        write_audio(data / f"{k}.wav", make(rng, sr, dur, spk.f0, spk.formant_scale), sr, "WAV")
+        lines.append(f"{k}.wav,{names[spk.speaker]},{'spoof' if spoof else 'bona-fide'}")
+    (data / "meta.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return 2 * n
+
+
 def ingest_demo_corpus(
     demo: DemoCorpus, manifest_dir: str | os.PathLike, num_jobs: int = 1
 ) -> dict[str, tuple[Path, pd.DataFrame]]:
-    """Read the demo's corpora and write ``vctk.parquet`` and ``aishell3.parquet`` (and
-    ``ncssd.parquet`` when the demo has dialogues) source manifests (root = each corpus folder)
-    into ``manifest_dir``.
+    """Read the demo's corpora with the real readers and write ``<corpus>.parquet`` source
+    manifests (root = each corpus folder) into ``manifest_dir``: ``vctk``, ``aishell3``, and
+    ``ncssd``, ``asvspoof2019_la`` (the eval partition only, as the study reads it) and
+    ``in_the_wild`` when the demo has them.
 
-    Returns ``{"vctk": (path, frame), "aishell3": (path, frame)}``; the frames keep their
-    ``attrs["warnings"]`` for :func:`pipeline.corpora.summarize`.
+    Returns ``{corpus: (path, frame)}``; the frames keep their ``attrs["warnings"]`` for
+    :func:`pipeline.corpora.summarize`.
     """
+    from functools import partial
+
     from manifests import write_manifest
-    from pipeline.corpora import prepare_aishell3, prepare_vctk
+    from pipeline.corpora import prepare_aishell3, prepare_asvspoof2019_la, prepare_in_the_wild, prepare_ncssd, prepare_vctk
 
     out: dict[str, tuple[Path, pd.DataFrame]] = {}
-    corpora = [("vctk", prepare_vctk, demo.vctk_dir), ("aishell3", prepare_aishell3, demo.aishell3_dir)]
-    if demo.ncssd_dir is not None:
-        from pipeline.corpora import prepare_ncssd
-
-        corpora.append(("ncssd", prepare_ncssd, demo.ncssd_dir))
+    corpora = [("vctk", prepare_vctk, demo.vctk_dir), ("aishell3", prepare_aishell3, demo.aishell3_dir),
+               ("ncssd", prepare_ncssd, demo.ncssd_dir),
+               ("asvspoof2019_la", partial(prepare_asvspoof2019_la, splits=("eval",)), demo.asvspoof2019_la_dir),
+               ("in_the_wild", prepare_in_the_wild, demo.in_the_wild_dir)]
     for name, reader, corpus_dir in corpora:
+        if corpus_dir is None:
+            continue
         df = reader(corpus_dir, num_jobs=num_jobs)
         path = write_manifest(df, Path(manifest_dir) / f"{name}.parquet", root=corpus_dir)
         out[name] = (path, df)

@@ -12,14 +12,25 @@ overlap, into train / dev / eval; every fake row inherits the split of its sourc
                           EnCodec, label 4), made from the eval reals
     ood_config            other configurations of OOD codecs (WavTokenizer 40 tokens/s, label 7)
     diff_source           fakes made from another corpus (NCSSD through Mimi, SNAC, WavTokenizer)
-    unseen_real           bona fide rows of other corpora (ASVspoof 2019 LA, In-the-Wild, NCSSD);
-                          spoofed rows of those corpora are dropped
+    unseen_real           bona fide rows of other corpora (ASVspoof 2019 LA eval, In-the-Wild, NCSSD);
+                          spoofed rows of those corpora are not taken here
+    ood_other             "OOD other fake type" (paper Table 5): the spoofed rows of other corpora
+                          (ASVspoof 2019 LA eval 63882, In-the-Wild 11816), bona fide rows not
+                          taken; every row is_fake True, label -1, label_name the attack (A07..A19,
+                          In-the-Wild "unknown"), condition = the entry's condition, else the
+                          rows' corpus (asvspoof2019_la, in_the_wild). The study scores these
+                          against eval_id as OOD, like eval_ood. A spoofed row with an ST label
+                          (a codec fake) is an error: those belong to eval_ood / diff_config.
     alm                   externally labelled sets (audio language model outputs), all ok rows
+
+One source manifest may feed both unseen_real and ood_other (bona fide rows go to one, spoofs to
+the other). ``unseen_real``, ``ood_other`` and ``alm`` entries take ``max_rows`` (a seeded sample).
 
 Each subset is written as ``<output_dir>/protocol/<subset>.parquet`` (manifest kind
 ``protocol``: the manifest columns plus ``subset`` and ``condition``, ``path`` absolute), with
 ``protocol/summary.csv`` (rows per subset x label x condition) and ``protocol/protocol.json``
-(the configuration and what was left out). Only ``status == ok`` rows are used.
+(the configuration and what was left out). Only ``status == ok`` rows are used; ``left_out``
+counts the ok rows of each input that no subset took (a row another subset uses is not counted).
 
 Which variant goes to which subset: the lists of the recipe's ``protocol:`` section when given,
 else the codec catalog's ``st_role`` (``id``, ``ood``, ``diff_config``, ``ood_config``) for the
@@ -50,7 +61,8 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "eval")
 MAIN_SUBSETS = {"train": "train", "dev": "dev", "eval": "eval_id"}
-SUBSETS = ("train", "dev", "eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "alm")
+SUBSETS = ("train", "dev", "eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "ood_other",
+           "alm")
 ROLES = ("id", "ood", "diff_config", "ood_config")
 BALANCE_MODES = ("equal", "proportional")
 SHORTFALL_MODES = ("error", "scale")
@@ -67,7 +79,7 @@ class ProtocolError(ValueError):
 
 @dataclass(frozen=True)
 class SourceSet:
-    """Rows of source manifests used as they are (unseen real, ALM): one ``condition`` per set.
+    """Rows of source manifests used as they are (unseen real, OOD other fake type, ALM).
 
     ``condition`` "" = the rows' ``corpus``; ``max_rows`` keeps a seeded sample of that many.
     """
@@ -107,7 +119,8 @@ class ProtocolConfig:
             None = catalog ``st_role``.
         robustness_split: split whose reals' fakes make eval_ood, diff_config and ood_config.
         conditions: condition names of variants the catalog does not know.
-        unseen_real / alm: :class:`SourceSet` entries; diff_source: a :class:`DiffSource`.
+        unseen_real / ood_other / alm: :class:`SourceSet` entries (bona fide rows, spoofed
+            rows, all rows); diff_source: a :class:`DiffSource`.
     """
 
     real: tuple[ManifestRef, ...]
@@ -126,6 +139,7 @@ class ProtocolConfig:
     unseen_real: tuple[SourceSet, ...] = ()
     diff_source: DiffSource | None = None
     alm: tuple[SourceSet, ...] = ()
+    ood_other: tuple[SourceSet, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.real:
@@ -477,21 +491,44 @@ def _assemble(cfg: ProtocolConfig, output_dir: Path) -> tuple[dict[str, pd.DataF
             out[name] = _finish(part, name, cond)
 
     main_ids = set(reals["utt_id"])
-    if cfg.unseen_real:
-        frames = []
-        for i, entry in enumerate(cfg.unseen_real):
-            rows, failed = _read_all(entry.manifests, f"protocol.unseen_real[{i}]")
-            report["failed_rows_dropped"].update(failed)
-            bona = ~rows["is_fake"].astype(bool) & (rows["label"] == 0)
-            report["left_out"][f"unseen_real[{i}] spoofed rows"] = int((~bona).sum())
-            rows = rows[bona]
-            clash = rows["utt_id"].isin(main_ids)
-            if clash.any():
-                raise ProtocolError(f"protocol.unseen_real[{i}]: {int(clash.sum())} utterances (e.g. {rows.loc[clash, 'utt_id'].iloc[0]!r}) "
-                                    f"are also in protocol.real ({', '.join(sorted(set(rows['_file'])))}): unseen real must be unseen")
-            rows = _sample(rows, entry.max_rows, cfg.seed, f"unseen_real[{i}]")
-            frames.append(_finish(rows, "unseen_real", entry.condition or rows["corpus"]))
-        out["unseen_real"] = pd.concat(frames, ignore_index=True)
+    # ok rows of an entry that it does not take: counted as left out only if no subset takes them
+    # (one manifest may feed unseen_real with its bona fide rows and ood_other with its spoofs).
+    not_taken: dict[str, set[str]] = {}
+
+    def source_set(entry: SourceSet, i: int, subset: str, want_fake: bool | None) -> pd.DataFrame:
+        where = f"protocol.{subset}[{i}]"
+        rows, failed = _read_all(entry.manifests, where)
+        report["failed_rows_dropped"].update(failed)
+        files = ", ".join(_label(r) for r in entry.manifests)
+        if want_fake is not None:
+            fake = rows["is_fake"].astype(bool) | (rows["label"] != 0)
+            keep = fake if want_fake else ~fake
+            other = "bona fide" if want_fake else "spoofed"
+            not_taken[f"{subset}[{i}] {other} rows"] = set(rows.loc[~keep, "utt_id"])
+            rows = rows[keep]
+        if not len(rows):
+            kind = {True: "spoofed ", False: "bona fide ", None: ""}[want_fake]
+            raise ProtocolError(f"{where}: no ok {kind}rows in {files}")
+        clash = rows["utt_id"].isin(main_ids)
+        if clash.any():
+            raise ProtocolError(f"{where}: {int(clash.sum())} utterances (e.g. {rows.loc[clash, 'utt_id'].iloc[0]!r}) "
+                                f"are also in protocol.real ({', '.join(sorted(set(rows['_file'])))}): {subset} must hold unseen audio")
+        if subset == "ood_other":
+            labelled = rows["label"].astype(int) >= 0
+            if labelled.any():
+                r = rows[labelled].iloc[0]
+                raise ProtocolError(f"{where}: {int(labelled.sum())} spoofed rows carry an ST label (e.g. {r['utt_id']!r}, "
+                                    f"label {int(r['label'])}, in {r['_file']}); ood_other is for fakes of other types "
+                                    "(label -1): codec fakes belong in eval_ood or diff_config")
+        sampled = _sample(rows, entry.max_rows, cfg.seed, f"{subset}[{i}]")
+        not_taken[f"{subset}[{i}] rows over max_rows"] = set(rows["utt_id"]) - set(sampled["utt_id"])
+        return _finish(sampled, subset, entry.condition or sampled["corpus"])
+
+    for subset, entries, want_fake in (("unseen_real", cfg.unseen_real, False), ("ood_other", cfg.ood_other, True),
+                                       ("alm", cfg.alm, None)):
+        if entries:
+            out[subset] = pd.concat([source_set(e, i, subset, want_fake) for i, e in enumerate(entries)],
+                                    ignore_index=True)
 
     if cfg.diff_source is not None:
         ds = cfg.diff_source
@@ -516,17 +553,6 @@ def _assemble(cfg: ProtocolConfig, output_dir: Path) -> tuple[dict[str, pd.DataF
             frames.append(_finish(rows, "diff_source", name))
         out["diff_source"] = pd.concat(frames, ignore_index=True)
 
-    if cfg.alm:
-        frames = []
-        for i, entry in enumerate(cfg.alm):
-            rows, failed = _read_all(entry.manifests, f"protocol.alm[{i}]")
-            report["failed_rows_dropped"].update(failed)
-            if not len(rows):
-                raise ProtocolError(f"protocol.alm[{i}]: no ok rows in {', '.join(_label(r) for r in entry.manifests)}")
-            rows = _sample(rows, entry.max_rows, cfg.seed, f"alm[{i}]")
-            frames.append(_finish(rows, "alm", entry.condition or rows["corpus"]))
-        out["alm"] = pd.concat(frames, ignore_index=True)
-
     # No utterance may sit in two subsets of the main study (train/dev/eval_* are disjoint by
     # construction; this guards against a variant listed in two roles slipping through).
     seen: dict[str, str] = {}
@@ -535,6 +561,8 @@ def _assemble(cfg: ProtocolConfig, output_dir: Path) -> tuple[dict[str, pd.DataF
             if uid in seen and seen[uid] != name:
                 raise ProtocolError(f"utterance {uid!r} would be in both {seen[uid]} and {name}")
             seen[uid] = name
+    for key, ids in not_taken.items():
+        report["left_out"][key] = len(ids - seen.keys())
     report["left_out"] = {k: v for k, v in report["left_out"].items() if v}
     return out, report
 
@@ -644,7 +672,7 @@ def write_split_sources(recipe_or_config: str | os.PathLike | ProtocolConfig,
 
 PROTOCOL_KEYS = {
     "real", "sizes", "fakes", "seed", "speaker_disjoint", "balance", "shortfall", "id_variants", "ood_variants",
-    "diff_config", "ood_config", "robustness_split", "conditions", "unseen_real", "diff_source", "alm",
+    "diff_config", "ood_config", "robustness_split", "conditions", "unseen_real", "diff_source", "alm", "ood_other",
 }
 SET_KEYS = {"manifest", "manifests", "condition", "max_rows"}
 DIFF_SOURCE_KEYS = {"sources", "variants", "fakes", "max_rows"}
@@ -753,6 +781,7 @@ def parse_protocol(section: Any, base: Path, where: str = "<recipe>") -> Protoco
         kw["conditions"] = {str(k): str(v) for k, v in section["conditions"].items()}
     kw["unseen_real"] = _source_sets(base, section.get("unseen_real"), f"{w}.unseen_real")
     kw["alm"] = _source_sets(base, section.get("alm"), f"{w}.alm")
+    kw["ood_other"] = _source_sets(base, section.get("ood_other"), f"{w}.ood_other")
     ds = section.get("diff_source")
     if ds is not None:
         wd = f"{w}.diff_source"

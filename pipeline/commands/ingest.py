@@ -2,6 +2,11 @@
 
 Both only parse arguments and call the library (``pipeline.corpora.READERS[corpus]`` and
 ``pipeline.demo_corpus.make_demo_corpus``); everything they do is scriptable from Python.
+
+``--partition`` reads part of a corpus (the reader's ``splits`` or ``subsets``), e.g. the LA eval
+partition; ``--max-rows N --seed S`` keeps a seeded sample of N ok rows, chosen once at ingest so
+that every later stage (generation, protocol) sees the same subset (see
+:mod:`pipeline.corpora.common` for how failed rows are kept).
 """
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from typing import Optional
 import typer
 
 CORPORA = ("vctk", "aishell3", "ncssd", "asvspoof2019_la", "in_the_wild", "labelled_folder")
+# --partition is each reader's own word for a part of the corpus: split folders or subsets.
+PARTITION_PARAMS = {"asvspoof2019_la": "splits", "aishell3": "splits", "ncssd": "subsets"}
 RELEASE_NAMES = ("st-codecfake", "codecfake", "codecfake-plus")  # pipeline.releases.RELEASES
 
 
@@ -113,6 +120,9 @@ def ingest(
     language: Optional[str] = typer.Option(None, help="ncssd, labelled_folder: language code for the rows"),
     split: Optional[str] = typer.Option(None, help="vctk: value of the split column"),
     bonafide_only: bool = typer.Option(False, "--bonafide-only", help="asvspoof2019_la, in_the_wild: keep only bona fide rows"),
+    partition: Optional[list[str]] = typer.Option(None, "--partition", help="read only this partition (repeatable): asvspoof2019_la train|dev|eval, aishell3 train|test, ncssd a subset folder (R-ZH, R-EN, C-ZH, C-EN)"),
+    max_rows: Optional[int] = typer.Option(None, "--max-rows", min=1, help="keep a seeded sample of this many ok rows (failed rows are kept besides; the rest is not read)"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="seed of the --max-rows sample (default 0)"),
     max_errors: int = typer.Option(20, help="errors to print"),
     protocol_dir: Optional[Path] = typer.Option(None, "--protocol-dir", help="releases: also write <DIR>/protocol/<subset>.parquet + summary.csv (for ncst train / ncst study)"),
     unseen_real: Optional[list[Path]] = typer.Option(None, "--unseen-real", help="st-codecfake: source manifests whose bona fide rows join unseen_real (repeatable)"),
@@ -124,7 +134,8 @@ def ingest(
         ingest_release(corpus, path, output, protocol_dir, jobs,
                        dict(unseen_real=tuple(unseen_real or ()), metadata_dir=metadata_dir, balance=balance,
                             mic=mic, labels=labels, corpus=name, language=language, split=split,
-                            bonafide_only=bonafide_only or None), max_errors)
+                            bonafide_only=bonafide_only or None, partition=tuple(partition or ()),
+                            max_rows=max_rows, seed=seed), max_errors)
         return
     if protocol_dir or unseen_real or metadata_dir or balance:
         raise typer.BadParameter("--protocol-dir, --unseen-real, --metadata-dir and --balance apply to releases only",
@@ -135,8 +146,16 @@ def ingest(
     if corpus not in READERS:
         raise typer.BadParameter(f"unknown corpus {corpus!r}; choose one of {', '.join(READERS)}", param_hint="CORPUS")
     reader = READERS[corpus]
+    if seed is not None and max_rows is None:
+        raise typer.BadParameter("--seed only chooses the --max-rows sample; give --max-rows too", param_hint="--seed")
+    if partition and corpus not in PARTITION_PARAMS:
+        raise typer.BadParameter(f"--partition does not apply to {corpus} (partitions exist for "
+                                 f"{', '.join(PARTITION_PARAMS)})", param_hint="--partition")
     given = dict(mic=mic, labels=labels, corpus=name, language=language, split=split,
-                 bonafide_only=bonafide_only or None)
+                 bonafide_only=bonafide_only or None, max_rows=max_rows,
+                 seed=None if max_rows is None else (seed or 0))
+    if partition:
+        given[PARTITION_PARAMS[corpus]] = tuple(partition)
     given = {k: v for k, v in given.items() if v is not None}
     accepted = inspect.signature(reader).parameters
     wrong = [k for k in given if k not in accepted]
@@ -163,17 +182,27 @@ def demo_corpus(
     aishell3_speakers: int = typer.Option(3, min=0),
     utterances: int = typer.Option(6, "--utterances", min=1, help="utterances per speaker"),
     corrupt: bool = typer.Option(False, help="also write one deliberately broken file (tests only)"),
-    ingest: bool = typer.Option(False, "--ingest", help="also write <dir>/manifests/{vctk,aishell3}.parquet"),
+    ncssd_dialogues: int = typer.Option(0, "--ncssd-dialogues", min=0, help="also write an NCSSD tree of this many dialogues"),
+    asvspoof2019_la: int = typer.Option(0, "--asvspoof2019-la", min=0, help="also write an ASVspoof 2019 LA tree: eval partition of N bona fide + N spoofs"),
+    in_the_wild: int = typer.Option(0, "--in-the-wild", min=0, help="also write an In-the-Wild tree of N bona fide + N spoofs"),
+    ingest: bool = typer.Option(False, "--ingest", help="also write <dir>/manifests/<corpus>.parquet"),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="threads probing and hashing files (with --ingest)"),
 ) -> None:
-    """Write the seeded synthetic demo corpus (VCTK and AISHELL-3 layouts), optionally ingest it."""
+    """Write the seeded synthetic demo corpus (VCTK and AISHELL-3 layouts, optionally NCSSD,
+    ASVspoof 2019 LA and In-the-Wild), optionally ingest it."""
     from pipeline.corpora import summarize
     from pipeline.demo_corpus import ingest_demo_corpus, make_demo_corpus
 
     demo = make_demo_corpus(out_dir, seed=seed, vctk_speakers=vctk_speakers, aishell3_speakers=aishell3_speakers,
-                            utterances_per_speaker=utterances, corrupt=corrupt)
+                            utterances_per_speaker=utterances, corrupt=corrupt, ncssd_dialogues=ncssd_dialogues,
+                            asvspoof2019_la_utterances=asvspoof2019_la, in_the_wild_utterances=in_the_wild)
     typer.echo(f"vctk:     {demo.vctk_dir} ({demo.n_vctk} utterances)")
     typer.echo(f"aishell3: {demo.aishell3_dir} ({demo.n_aishell3} utterances)")
+    for name, folder, n in (("ncssd", demo.ncssd_dir, demo.n_ncssd),
+                            ("asvspoof2019_la", demo.asvspoof2019_la_dir, demo.n_asvspoof2019_la),
+                            ("in_the_wild", demo.in_the_wild_dir, demo.n_in_the_wild)):
+        if folder is not None:
+            typer.echo(f"{name}: {folder} ({n} files)")
     typer.echo(f"audio:    {demo.duration_s:.1f} s")
     for p in demo.corrupt_files:
         typer.echo(f"corrupt:  {p}")

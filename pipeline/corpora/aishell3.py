@@ -24,7 +24,7 @@ import pandas as pd
 
 from manifests import real_row
 
-from .common import Collected, CorpusError, check_root, finish, list_audio, read_text_file, rel_path
+from .common import Collected, CorpusError, check_max_rows, check_root, finish, list_audio, read_text_file, rel_path
 
 CORPUS = "aishell3"
 SPLITS = ("train", "test")
@@ -66,6 +66,8 @@ def prepare_aishell3(
     corpus_dir: str | os.PathLike,
     splits: tuple[str, ...] = SPLITS,
     num_jobs: int = 1,
+    max_rows: int | None = None,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Source manifest of an AISHELL-3 tree (one row per wav of the chosen splits).
 
@@ -73,12 +75,19 @@ def prepare_aishell3(
         corpus_dir: folder holding ``spk-info.txt``, ``train/`` and ``test/``.
         splits: which of ``train``/``test`` to read; a missing split folder is a warning.
         num_jobs: threads probing and hashing files.
+        max_rows: keep a seeded sample of this many ok rows (None: all); failed rows are kept
+            besides (see :mod:`pipeline.corpora.common`).
+        seed: the sample's seed (same listing, max_rows and seed -> same rows).
 
     Returns:
         A source-manifest frame; language ``zh``; split ``train``/``test``; ``extra`` holds
         pinyin, age_group, gender, accent. ``df.attrs["warnings"]`` lists metadata problems.
         Paths are relative to ``corpus_dir``: write with ``root=corpus_dir``.
     """
+    check_max_rows(max_rows)
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown:
+        raise ValueError(f"unknown AISHELL-3 split(s) {unknown}; expected some of {SPLITS}")
     root = check_root(corpus_dir, CORPUS)
     if not any((root / s).is_dir() for s in splits):
         raise CorpusError(f"{CORPUS}: none of the split folders {list(splits)} found under {root}")
@@ -141,4 +150,4 @@ def prepare_aishell3(
             if content.is_file():
                 col.warn(f"{wav}: not listed in {content}; row kept with text None")
             col.add(row_for(split, wav, None, None), wav)
-    return finish(col, num_jobs, CORPUS)
+    return finish(col, num_jobs, CORPUS, max_rows=max_rows, seed=seed)

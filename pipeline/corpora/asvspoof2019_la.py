@@ -17,6 +17,11 @@ by their attack (``label_name="A01"``, label -1, taxonomy "unknown").
 Utterance ids are the protocol's (``LA_T_1138215``). A protocol line whose flac is missing is a
 failed row. A flac that no protocol line mentions has no known label, so it is a failed row too.
 A split whose protocol file is missing is skipped with a warning; no protocol at all is an error.
+
+The partitions (``splits``) matter for ST-Codecfake: its "unseen real" set is the bona fide rows
+of the **eval** partition only (7,355), and its "OOD other fake type" set the eval spoofs
+(63,882), so read ``splits=("eval",)`` (``ncst ingest asvspoof2019_la <LA> --partition eval``)
+and let the protocol take bona fide rows for ``unseen_real`` and spoofs for ``ood_other``.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ import pandas as pd
 
 from manifests import external_spoof_row, real_row
 
-from .common import Collected, CorpusError, check_root, finish, list_audio, read_text_file, rel_path
+from .common import Collected, CorpusError, check_max_rows, check_root, finish, list_audio, read_text_file, rel_path
 
 CORPUS = "asvspoof2019_la"
 SPLITS = ("train", "dev", "eval")
@@ -57,14 +62,19 @@ def prepare_asvspoof2019_la(
     splits: tuple[str, ...] = SPLITS,
     bonafide_only: bool = False,
     num_jobs: int = 1,
+    max_rows: int | None = None,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Source manifest of ASVspoof 2019 LA (one row per protocol line, plus unlisted flacs).
 
     Args:
         corpus_dir: folder holding ``LA/`` (or ``LA/`` itself).
-        splits: any of ``train``, ``dev``, ``eval``.
+        splits: the partitions to read, any of ``train``, ``dev``, ``eval``.
         bonafide_only: keep only bona fide lines (the "unseen real" set of ST-Codecfake).
         num_jobs: threads probing and hashing files.
+        max_rows: keep a seeded sample of this many ok rows (None: all); failed rows are kept
+            besides (see :mod:`pipeline.corpora.common`).
+        seed: the sample's seed (same listing, max_rows and seed -> same rows).
 
     Returns:
         A source-manifest frame; language ``en``; ``extra`` holds ``attack`` ('-' for bona fide)
@@ -73,6 +83,7 @@ def prepare_asvspoof2019_la(
     for s in splits:
         if s not in SPLITS:
             raise ValueError(f"unknown ASVspoof2019 LA split {s!r}; expected one of {SPLITS}")
+    check_max_rows(max_rows)
     root = check_root(corpus_dir, CORPUS)
     la = _la_root(root)
     proto_dir = la / "ASVspoof2019_LA_cm_protocols"
@@ -117,4 +128,4 @@ def prepare_asvspoof2019_la(
                 continue
             row = real_row(utt_id=flac.stem, corpus=CORPUS, path=rel_path(flac, root), language="en", split=split)
             col.add(row, flac, f"{flac}: not listed in {proto.name}; label unknown")
-    return finish(col, num_jobs, CORPUS)
+    return finish(col, num_jobs, CORPUS, max_rows=max_rows, seed=seed)

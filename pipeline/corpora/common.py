@@ -11,6 +11,16 @@ Problems never stop a run:
 - a problem with metadata only (a speaker missing from speaker-info, an utterance without a
   transcript) becomes a *warning*: the row stays ``ok`` and the warning is kept in
   ``df.attrs["warnings"]`` (a list of strings) and shown by :func:`summarize`.
+
+Seeded caps (``max_rows``, every reader's option): a study often uses a fixed-size subset of a
+large corpus (ST-Codecfake: 10,000 NCSSD turns), and the SAME subset must feed generation and
+the protocol, so the subset is chosen once, at ingest, and the manifest holds only it. The cap
+counts ``ok`` rows: utterances are drawn in a seeded order (a permutation of the listed
+utterances sorted by utt_id, so file-system order does not matter) and read until ``max_rows``
+of them are ok. Nothing failed is lost: rows the metadata already marks failed are always kept,
+and a drawn row that fails on reading is kept (failed) and another is drawn in its place. Rows
+never drawn are not read and not in the manifest; a warning and ``df.attrs["sample"]`` say how
+many. Same listing, ``max_rows`` and seed -> the same rows, whatever ``num_jobs``.
 """
 from __future__ import annotations
 
@@ -20,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from manifests import failed, sha256_file, to_frame
@@ -150,20 +161,68 @@ def dedupe_ids(rows: list[dict]) -> list[dict]:
     return out
 
 
-def finish(collected: Collected, num_jobs: int = 1, corpus: str = "") -> pd.DataFrame:
-    """Read every pending utterance and return the source manifest frame (schema column order).
+def check_max_rows(max_rows: int | None) -> None:
+    """``max_rows`` must be None or a positive integer (a reader's cap option)."""
+    if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, (int, np.integer)) or max_rows < 1):
+        raise ValueError(f"max_rows must be a positive integer or None, got {max_rows!r}")
 
+
+def read_sample(pending: Sequence[Pending], max_rows: int, seed: int = 0, num_jobs: int = 1) -> tuple[list[dict], dict]:
+    """Rows of a seeded sample of ``pending`` holding ``max_rows`` ok rows (fewer if there are not as many).
+
+    Rows with a preset error are always kept (they are known failures, nothing to draw). The others
+    are drawn in a seeded order and read in rounds, each round drawing as many as ok rows are still
+    missing, so about ``max_rows`` files are read, not the whole corpus. Rows come back in listing
+    order, with duplicate ids already made failed (:func:`dedupe_ids`). Returns ``(rows, info)``,
+    ``info`` = {max_rows, seed, listed, drawn, ok, not_drawn}.
+    """
+    check_max_rows(max_rows)
+    preset = [i for i, p in enumerate(pending) if p.error]
+    pool = sorted((i for i, p in enumerate(pending) if not p.error),
+                  key=lambda i: (str(pending[i].row["utt_id"]), str(pending[i].audio)))
+    order = [pool[j] for j in np.random.default_rng(int(seed)).permutation(len(pool))]
+    done = dict(zip(preset, map_rows(read_pending, [pending[i] for i in preset], num_jobs)))
+    drawn = 0
+    while True:
+        rows = dedupe_ids([done[i] for i in sorted(done)])
+        n_ok = sum(r["status"] == "ok" for r in rows)
+        need = int(max_rows) - n_ok
+        if need <= 0 or drawn >= len(order):
+            break
+        batch = order[drawn: drawn + need]
+        drawn += len(batch)
+        done.update(zip(batch, map_rows(read_pending, [pending[i] for i in batch], num_jobs)))
+    info = {"max_rows": int(max_rows), "seed": int(seed), "listed": len(pending), "drawn": drawn, "ok": n_ok,
+            "not_drawn": len(pool) - drawn}
+    return rows, info
+
+
+def finish(collected: Collected, num_jobs: int = 1, corpus: str = "", max_rows: int | None = None,
+           seed: int = 0) -> pd.DataFrame:
+    """Read the pending utterances and return the source manifest frame (schema column order).
+
+    Every utterance is read unless ``max_rows`` is given: then a seeded sample holding
+    ``max_rows`` ok rows is (see the module notes; ``df.attrs["sample"]`` records it).
     ``df.attrs["warnings"]`` holds the metadata-only warnings, ``df.attrs["corpus"]`` the name.
     """
-    rows = map_rows(read_pending, collected.pending, num_jobs)
-    rows = dedupe_ids(rows)
+    warnings = list(collected.warnings)
+    sample = None
+    if max_rows is None:
+        rows = dedupe_ids(map_rows(read_pending, collected.pending, num_jobs))
+    else:
+        rows, sample = read_sample(collected.pending, max_rows, seed, num_jobs)
+        short = f"; only {sample['ok']} ok rows exist" if sample["ok"] < sample["max_rows"] else ""
+        warnings.append(f"max_rows {sample['max_rows']} (seed {sample['seed']}): kept a seeded sample of {sample['ok']} ok "
+                        f"rows{short}; {sample['not_drawn']} of {sample['listed']} listed utterances not drawn (left out)")
     df = to_frame(rows, "source")
     if len(df):
         for col in ("sample_rate", "num_samples"):
             df[col] = df[col].astype("Int64")
         df["duration_s"] = df["duration_s"].astype("float64")
-    df.attrs["warnings"] = list(collected.warnings)
+    df.attrs["warnings"] = warnings
     df.attrs["corpus"] = corpus
+    if sample is not None:
+        df.attrs["sample"] = sample
     return df
 
 

@@ -8,7 +8,9 @@ Layout (``release_in_the_wild.zip``)::
 
 ``label`` is ``bona-fide`` or ``spoof``. ``corpus_dir`` may be ``release_in_the_wild/`` or the
 folder holding it. The corpus has no split (``split=""``) and does not name the spoofing systems,
-so spoof rows are external spoofs with ``label_name="unknown"``.
+so spoof rows are external spoofs with ``label_name="unknown"``. ST-Codecfake uses all of it: the
+19,963 bona fide files as "unseen real", the 11,816 spoofs as "OOD other fake type" (one manifest
+read without ``bonafide_only`` serves both protocol subsets).
 
 Utterance ids are ``in_the_wild-<file stem>`` (the stems are bare numbers). A meta.csv line
 whose wav is missing is a failed row; a wav that meta.csv does not mention has no known label and
@@ -22,7 +24,7 @@ import pandas as pd
 
 from manifests import external_spoof_row, real_row
 
-from .common import Collected, CorpusError, check_root, finish, list_audio, rel_path
+from .common import Collected, CorpusError, check_max_rows, check_root, finish, list_audio, rel_path
 
 CORPUS = "in_the_wild"
 REAL_LABELS = ("bona-fide", "bonafide", "bona fide")
@@ -33,6 +35,8 @@ def prepare_in_the_wild(
     corpus_dir: str | os.PathLike,
     bonafide_only: bool = False,
     num_jobs: int = 1,
+    max_rows: int | None = None,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Source manifest of In-the-Wild (one row per meta.csv line, plus unlisted wavs).
 
@@ -40,11 +44,15 @@ def prepare_in_the_wild(
         corpus_dir: ``release_in_the_wild/`` or its parent.
         bonafide_only: keep only bona fide lines (the "unseen real" set of ST-Codecfake).
         num_jobs: threads probing and hashing files.
+        max_rows: keep a seeded sample of this many ok rows (None: all); failed rows are kept
+            besides (see :mod:`pipeline.corpora.common`).
+        seed: the sample's seed (same listing, max_rows and seed -> same rows).
 
     Returns:
         A source-manifest frame; language ``en``; ``extra`` holds the original ``label``.
         Paths are relative to ``corpus_dir``: write with ``root=corpus_dir``.
     """
+    check_max_rows(max_rows)
     root = check_root(corpus_dir, CORPUS)
     data = root / "release_in_the_wild" if (root / "release_in_the_wild").is_dir() else root
     meta_path = data / "meta.csv"
@@ -84,4 +92,4 @@ def prepare_in_the_wild(
         if wav not in listed:
             row = real_row(utt_id=f"{CORPUS}-{wav.stem}", corpus=CORPUS, path=rel_path(wav, root), language="en")
             col.add(row, wav, f"{wav}: not listed in {meta_path.name}; label unknown")
-    return finish(col, num_jobs, CORPUS)
+    return finish(col, num_jobs, CORPUS, max_rows=max_rows, seed=seed)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from manifests import external_spoof_row, real_row
 
-from .common import Collected, CorpusError, check_root, finish, list_audio, rel_path
+from .common import Collected, CorpusError, check_max_rows, check_root, finish, list_audio, rel_path
 
 REAL_LABELS = ("real", "bonafide", "bona-fide", "bona fide")
 LABEL_FILES = ("labels.csv", "labels.tsv", "meta.csv", "metadata.csv")
@@ -50,6 +50,8 @@ def prepare_labelled_folder(
     corpus: str | None = None,
     language: str = "",
     num_jobs: int = 1,
+    max_rows: int | None = None,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Source manifest of a folder of audio described by a labels CSV/TSV.
 
@@ -60,11 +62,15 @@ def prepare_labelled_folder(
         corpus: value of the ``corpus`` column (default: the folder's name).
         language: language for rows whose table has no ``language`` value.
         num_jobs: threads probing and hashing files.
+        max_rows: keep a seeded sample of this many ok rows (None: all); failed rows are kept
+            besides (see :mod:`pipeline.corpora.common`).
+        seed: the sample's seed (same listing, max_rows and seed -> same rows).
 
     Returns:
         A source-manifest frame. Paths are relative to ``corpus_dir``: write with
         ``root=corpus_dir``.
     """
+    check_max_rows(max_rows)
     root = check_root(corpus_dir, "labelled_folder")
     corpus = corpus or root.name
     if labels is None:
@@ -112,4 +118,4 @@ def prepare_labelled_folder(
             stem = os.path.splitext(rel)[0].replace("/", "-")
             row = real_row(utt_id=f"{corpus}-{stem}", corpus=corpus, path=rel, language=language)
             col.add(row, audio, f"{audio}: not listed in {labels_path.name}; label unknown")
-    return finish(col, num_jobs, corpus)
+    return finish(col, num_jobs, corpus, max_rows=max_rows, seed=seed)

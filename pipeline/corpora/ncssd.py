@@ -1,7 +1,10 @@
 """NCSSD (Liu et al., ACM MM 2024, "Generative Expressive Conversational Speech Synthesis"):
 236 h of two-party conversational speech, Chinese and English, in four subsets: recorded
 (R-ZH, R-EN) and collected from TV shows (C-ZH, C-EN). ST-Codecfake uses it as unseen real
-speech and as the source of its "different source" fakes.
+speech and as the source of its "different source" fakes, both from one seeded 10,000-turn
+subset: ingest it once with a cap (``ncst ingest ncssd <NCSSD> --max-rows 10000 --seed 688``) and
+point generation and the protocol at that one manifest, so the fakes and the unseen-real rows come
+from the same turns. ``subsets`` (``--partition``) narrows the read to some of R-ZH/R-EN/C-ZH/C-EN.
 
 The release's exact layout is not documented; this reader follows what the authors' collection
 pipeline writes (walker-hyf/NCSSD, ``pipeline/step-6.py``), one folder per dialogue::
@@ -39,7 +42,7 @@ import pandas as pd
 
 from manifests import real_row
 
-from .common import Collected, check_root, finish, list_audio, read_text_file, rel_path
+from .common import Collected, check_max_rows, check_root, finish, list_audio, read_text_file, rel_path
 
 CORPUS = "ncssd"
 _STEM_RE = re.compile(r"^(?P<index>\d+)_(?P<speaker>\d+)_d(?P<dialog>[^_]+)$")
@@ -79,22 +82,54 @@ def _find_wav(folder: Path, wavs: list[Path], turn: dict) -> Path | None:
     return None
 
 
+def _subset_of(folder: Path, root: Path) -> str:
+    """A dialogue folder's subset: its parent relative to ``root`` ('' for dialogues at the root)."""
+    subset = rel_path(folder.parent, root) if folder != root else ""
+    return "" if subset == "." else subset
+
+
+def _keep_subsets(folders: set[Path], root: Path, subsets: tuple[str, ...]) -> set[Path]:
+    """The dialogue folders inside one of ``subsets`` (a subset path or a folder above it)."""
+    if isinstance(subsets, str):
+        subsets = (subsets,)
+    wanted = [s.strip("/") for s in subsets]
+    found = sorted({_subset_of(f, root) for f in folders})
+
+    def inside(subset: str, name: str) -> bool:
+        return subset == name or subset.startswith(name + "/")
+
+    missing = [w for w in wanted if not any(inside(s, w) for s in found)]
+    if missing:
+        raise ValueError(f"{CORPUS}: subset(s) {missing} not found under {root}; subsets found: {found}")
+    return {f for f in folders if any(inside(_subset_of(f, root), w) for w in wanted)}
+
+
 def prepare_ncssd(
     corpus_dir: str | os.PathLike,
     language: str | None = None,
+    subsets: tuple[str, ...] | None = None,
     num_jobs: int = 1,
+    max_rows: int | None = None,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Source manifest of an NCSSD tree (one row per dialogue turn).
 
     Args:
         corpus_dir: the NCSSD root (holding subset folders) or one subset or one dialogue.
         language: force this language code for every row (default: from subset names).
+        subsets: read only these subsets (partitions), e.g. ``("R-EN", "C-EN")``: the folders
+            directly under ``corpus_dir`` (or deeper subset paths); None reads every dialogue.
+            A subset with no dialogue folder is an error naming the subsets found.
         num_jobs: threads probing and hashing files.
+        max_rows: keep a seeded sample of this many ok rows (None: all); failed rows are kept
+            besides (see :mod:`pipeline.corpora.common`).
+        seed: the sample's seed (same listing, max_rows and seed -> same rows).
 
     Returns:
         A source-manifest frame; split ''; ``extra`` holds subset, dialog, turn and
         dialog_speaker. Paths are relative to ``corpus_dir``: write with ``root=corpus_dir``.
     """
+    check_max_rows(max_rows)
     root = check_root(corpus_dir, CORPUS)
     col = Collected()
     folders = {p.parent for p in root.rglob("metadata.json")}
@@ -103,13 +138,14 @@ def prepare_ncssd(
     by_folder: dict[Path, list[Path]] = {}
     for p in all_audio:
         by_folder.setdefault(p.parent, []).append(p)
+    if subsets is not None:
+        folders = _keep_subsets(folders, root, subsets)
     if not folders:
         col.warn(f"{root}: no dialogue folder (metadata.json or audio) found")
 
     for folder in sorted(folders):
         wavs = sorted(by_folder.get(folder, []))
-        subset = rel_path(folder.parent, root) if folder != root else ""
-        subset = "" if subset == "." else subset
+        subset = _subset_of(folder, root)
         lang = language if language is not None else subset_language(subset or root.name)
         meta: dict = {}
         meta_path = folder / "metadata.json"
@@ -170,4 +206,4 @@ def prepare_ncssd(
             col.add(row_for(wav, {}), wav)
         if wavs and not meta_path.is_file():
             col.warn(f"{folder}: no metadata.json; {len(wavs)} files read from their names and .lab files")
-    return finish(col, num_jobs, CORPUS)
+    return finish(col, num_jobs, CORPUS, max_rows=max_rows, seed=seed)

@@ -28,7 +28,7 @@ import pandas as pd
 
 from manifests import real_row
 
-from .common import Collected, CorpusError, check_root, finish, list_audio, read_text_file, rel_path
+from .common import Collected, CorpusError, check_max_rows, check_root, finish, list_audio, read_text_file, rel_path
 
 CORPUS = "vctk"
 AUDIO_DIR = "wav48_silence_trimmed"
@@ -76,6 +76,8 @@ def prepare_vctk(
     mic: Literal["mic1", "mic2", "both"] = "mic1",
     split: str = "",
     num_jobs: int = 1,
+    max_rows: int | None = None,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Source manifest of a VCTK 0.92 tree (one row per FLAC of the chosen microphone).
 
@@ -84,6 +86,9 @@ def prepare_vctk(
         mic: ``"mic1"``, ``"mic2"`` or ``"both"`` (ids keep the ``_micN`` suffix either way).
         split: value of the ``split`` column (VCTK defines no split; protocols assign one).
         num_jobs: threads probing and hashing files.
+        max_rows: keep a seeded sample of this many ok rows (None: all); failed rows are kept
+            besides (see :mod:`pipeline.corpora.common`).
+        seed: the sample's seed (same listing, max_rows and seed -> same rows).
 
     Returns:
         A source-manifest frame (schema of :mod:`manifests`); language ``en``; ``extra`` holds
@@ -92,6 +97,7 @@ def prepare_vctk(
     """
     if mic not in ("mic1", "mic2", "both"):
         raise ValueError(f"mic must be 'mic1', 'mic2' or 'both', got {mic!r}")
+    check_max_rows(max_rows)
     root = check_root(corpus_dir, CORPUS)
     mics = MICS if mic == "both" else (mic,)
     col = Collected()
@@ -174,4 +180,4 @@ def prepare_vctk(
             if (spk, m) not in spk_with_audio:
                 n = sum(1 for u in transcripts if u.split("_")[0] == spk)
                 col.warn(f"speaker {spk}: no {m} audio under {AUDIO_DIR}/{spk}/ ({n} transcripts without {m} audio)")
-    return finish(col, num_jobs, CORPUS)
+    return finish(col, num_jobs, CORPUS, max_rows=max_rows, seed=seed)
