@@ -64,19 +64,23 @@ def make_st(root: Path, *, reals: dict[str, list[str]] | None = None, mini_omni_
             ood.append((lab, f"{name} - {lab}"))
     lines(root / "label" / "eval_ood7.txt", [t for lab, t in ood if lab == 7])
     lines(root / "label" / "eval_ood8-11.txt", [t for lab, t in ood if lab > 7])
+    # Real names of the open-set part (from the result files the ST-Codecfake repo publishes).
     for cond in ("C3-1", "C4-2"):
-        wav(root / "ID_diff_config" / cond / f"x_{reals['eval_id'][0]}.wav", k); k += 1
-    wav(root / "ID_diff_source" / "NCSSD-mimi" / "mimi_ncssd_0001.wav", k); k += 1
-    wav(root / "ID_diff_source" / "NCSSD-snac" / "snac_ncssd_0001.wav", k); k += 1
-    wav(root / "OOD_diff_source" / "NCSSD_wavtokenizer" / "wt_ncssd_0001.wav", k); k += 1
-    wav(root / "OOD_diff_config" / "wavtokenizer_small40" / f"wt_{reals['eval_id'][0]}.wav", k); k += 1
-    for alm in ("moshi", "speechgpt-gen", "valle"):
-        for i in range(2):
-            wav(root / "ALM" / alm / f"{alm}_{i}.wav", k); k += 1
+        wav(root / "ID_diff_config" / cond / f"{cond}_{reals['eval_id'][0]}.wav", k); k += 1
+    wav(root / "ID_diff_source" / "NCSSD-mimi" / "mimi_R-ZH_0_0_d2289.wav", k); k += 1
+    wav(root / "ID_diff_source" / "NCSSD-snac" / "snac_R-EN_4_0_d161.wav", k); k += 1
+    wav(root / "OOD_diff_source" / "NCSSD_wavtokenizer" / "wavtokenizer_R-EN_3_5_d644.wav", k); k += 1
+    wav(root / "OOD_diff_config" / "wavtokenizer_small40" / f"wavtokenizer_{reals['eval_id'][0]}.wav", k); k += 1
+    alm_names = {"moshi": ["moshi_R-ZH_3_14_d501", "moshi_R-EN_1_5_d644"], "speechgpt-gen": ["gen_2", "response"],
+                 "valle": ["valle_p299_134", "valle_p292_403"]}
+    for alm, names in alm_names.items():
+        for name in names:
+            wav(root / "ALM" / alm / f"{name}.wav", k); k += 1
     mo = root / "ALM" / "mini-omni" / ("A1-A2" if mini_omni_alt else "")
-    for i in range(2):
-        wav(mo / f"mo_{i}.wav", k); k += 1
-    wav(root / "ID_unseen_real" / "19LA" / "LA_E_0001.wav", k)
+    for name in ("miniomni_R-EN_1_5_d644", "miniomni_R-ZH_0_0_d140"):
+        wav(mo / f"{name}.wav", k); k += 1
+    wav(root / "ID_unseen_real" / "19LA" / "LA_E_0001.wav", k); k += 1
+    wav(root / "ID_unseen_real" / "NCSSD" / "R-EN_6_0_d195.wav", k)
     return root
 
 
@@ -96,7 +100,7 @@ def test_st_codecfake_replica(tmp_path):
     by = ok.groupby("subset").size().to_dict()
     assert by["train"] == 4 * 7 and by["dev"] == 2 * 7 and by["eval_id"] == 3 * 7 and by["eval_ood"] == 3 * 5
     assert by["diff_config"] == 2 and by["diff_source"] == 3 and by["ood_config"] == 1 and by["alm"] == 8
-    assert by["unseen_real"] == 1
+    assert by["unseen_real"] == 2
     row = ok.set_index("utt_id").loc["st-train-mimi_p225_001"]
     assert (row["label"], row["codec"], row["vq"], row["aux"], row["decoder"]) == (1, "Mimi", "MVQ", "semantic", "time")
     assert row["source_utt_id"] == "st-train-p225_001" and row["speaker"] == "p225" and row["language"] == "en"
@@ -147,6 +151,50 @@ def test_st_codecfake_unseen_real_manifest(tmp_path):
     df = prepare_st_codecfake(root, unseen_real=[src])
     ur = df[df["subset"] == "unseen_real"].set_index("condition")
     assert ur.loc["in_the_wild", "path"] == str(tmp_path / "itw" / "0.wav")
+
+
+def test_st_codecfake_open_set_names(tmp_path):
+    """Configuration sets carry their C3-x / C4-x catalog variants; NCSSD and ALM names give speaker and language."""
+    df = prepare_st_codecfake(make_st(tmp_path / "st"))
+    ok = df[df["status"] == "ok"]
+    dc = ok[ok["subset"] == "diff_config"].set_index("condition")
+    assert dc.loc["C3-1", "variant"] == "funcodec_16k_ds640_3kbps" and dc.loc["C3-1", "bitrate_kbps"] == 3.0
+    assert dc.loc["C4-2", "variant"] == "encodec_24k_12kbps" and dc.loc["C4-2", "n_codebooks"] == 16
+    assert (dc.loc["C3-1", "speaker"], dc.loc["C3-1", "language"]) == ("p228", "en")
+    assert json.loads(dc.loc["C3-1", "extra"])["source"] == "p228_001"
+    assert ok.loc[ok["subset"] == "ood_config", "variant"].tolist() == ["wavtokenizer_24k_40tps"]
+    by_id = ok.set_index("utt_id")
+    mimi = by_id.loc["st-diff_source-NCSSD-mimi-mimi_R-ZH_0_0_d2289"]
+    assert (mimi["variant"], mimi["speaker"], mimi["language"]) == ("mimi_24k_8q", "R-ZH_d2289_0", "zh")
+    snac = by_id.loc["st-diff_source-NCSSD-snac-snac_R-EN_4_0_d161"]
+    assert (snac["speaker"], snac["language"]) == ("R-EN_d161_0", "en")
+    wt = by_id.loc["st-diff_source-NCSSD-wavtokenizer-wavtokenizer_R-EN_3_5_d644"]
+    assert (wt["speaker"], wt["language"], wt["label"]) == ("R-EN_d644_5", "en", 7)
+    moshi = by_id.loc["st-alm-moshi-moshi_R-ZH_3_14_d501"]
+    assert (moshi["speaker"], moshi["language"]) == ("R-ZH_d501_14", "zh")
+    assert json.loads(moshi["extra"])["source"] == "R-ZH_3_14_d501"
+    mo = by_id.loc["st-alm-mini-omni-miniomni_R-EN_1_5_d644"]
+    assert (mo["speaker"], mo["language"]) == ("R-EN_d644_5", "en")
+    assert (by_id.loc["st-alm-valle-valle_p299_134", "speaker"], by_id.loc["st-alm-valle-valle_p299_134", "language"]) == ("p299", "en")
+    gen = by_id.loc["st-alm-speechgpt-gen-gen_2"]
+    assert (gen["speaker"], gen["language"]) == ("", "") and "source" not in json.loads(gen["extra"])
+    real = by_id.loc["st-unseen_real-NCSSD-R-EN_6_0_d195"]
+    assert (real["speaker"], real["language"], real["label"]) == ("R-EN_d195_0", "en", 0)
+    assert by_id.loc["st-unseen_real-19LA-LA_E_0001", "speaker"] == ""
+    # Codec-prefixed main-set names never read the codec tag as a VCTK speaker (snac_, speechtokenizer_).
+    assert by_id.loc["st-train-snac_SSB00050001", "speaker"] == "SSB0005"
+    assert by_id.loc["st-train-speechtokenizer_p226_002", "speaker"] == "p226"
+
+
+def test_config_variant_table_agrees_with_catalog():
+    catalog = pytest.importorskip("codec_wrappers.catalog", reason="codec catalog not importable")
+    from pipeline.releases.common import CONFIG_VARIANTS, config_variant
+
+    cat = catalog.load_catalog()
+    conditions = {v.condition: (v.id, v.st_label) for v in cat.values() if v.condition}
+    assert conditions == CONFIG_VARIANTS
+    assert config_variant("C3-4", 3) == "funcodec_16k_ds320_libritts"
+    assert config_variant("C3-4", 4) is None and config_variant("C9-9") is None
 
 
 def test_incomplete_or_packed_roots(tmp_path):
@@ -266,7 +314,8 @@ def test_codecfake_plus_taxonomy_is_ours():
     """CodecFake+'s published VQ/AUX/DEC labels are the reference: every shared codec agrees."""
     catalog = pytest.importorskip("codec_wrappers.catalog", reason="codec catalog not importable")
     cat = catalog.load_catalog()
-    shared = [c for c in CFP_TAXONOMY if ST_OF_CODEC[c][0] in cat]
+    assert set(ST_OF_CODEC) <= set(CFP_TAXONOMY) and len(CFP_TAXONOMY) == 31
+    shared = [c for c in ST_OF_CODEC if ST_OF_CODEC[c][0] in cat]
     assert len(shared) >= 10
     for codec in shared:
         v = cat[ST_OF_CODEC[codec][0]]

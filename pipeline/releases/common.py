@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -19,7 +20,16 @@ import pandas as pd
 
 from manifests import to_frame, write_manifest
 from manifests.schema import ST_LABELS
-from pipeline.corpora.common import CorpusError, Pending, dedupe_ids, map_rows, read_pending, read_text_file
+from pipeline.corpora.common import (
+    AUDIO_EXTENSIONS,
+    CorpusError,
+    Pending,
+    dedupe_ids,
+    map_rows,
+    read_pending,
+    read_text_file,
+)
+from pipeline.corpora.ncssd import subset_language
 
 ARCHIVE_SUFFIXES = (".zip", ".7z", ".tar", ".tar.gz", ".tgz", ".rar")
 STUDY_SUBSETS = ("train", "dev", "eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "alm")
@@ -44,6 +54,25 @@ ST_CODECS = {
 }
 
 
+# Robustness-set name -> (catalog variant, ST label), used when the catalog cannot be loaded (the
+# catalog's ``condition`` field is the reference; tests/test_releases.py checks that they agree).
+CONFIG_VARIANTS = {
+    "C3-1": ("funcodec_16k_ds640_3kbps", 3),
+    "C3-2": ("funcodec_16k_ds640_6kbps", 3),
+    "C3-3": ("funcodec_16k_ds640_8kbps", 3),
+    "C3-4": ("funcodec_16k_ds320_libritts", 3),
+    "C4-1": ("encodec_24k_3kbps", 4),
+    "C4-2": ("encodec_24k_12kbps", 4),
+    "C4-3": ("encodec_24k_24kbps", 4),
+    "wavtokenizer_small40": ("wavtokenizer_24k_40tps", 7),
+}
+
+# NCSSD utterance as ST-Codecfake names it: <subset>_<turn>_<speaker 0|1>_d<dialogue>, e.g.
+# R-EN_6_0_d195; resynthesised and ALM files put one tag in front (mimi_R-ZH_0_0_d2289).
+_NCSSD_RE = re.compile(r"(?:^|_)(?P<subset>[RC]-[A-Z]{2})_(?P<turn>\d+)_(?P<speaker>\d+)_d(?P<dialog>[^_]+)$")
+_VCTK_RE = re.compile(r"^(?P<speaker>[ps]\d+)_\w+$")
+
+
 class ReleaseError(CorpusError):
     """A release root that cannot be read (missing, incomplete, or still packed)."""
 
@@ -63,6 +92,22 @@ def codec_facts(label: int, variant_id: str | None = None) -> dict:
     except Exception:  # noqa: BLE001 - catalog absent or variant unknown: the table below
         codec, vid, vq, aux, dec = ST_CODECS[label]
         return dict(codec=codec, variant=variant_id or vid, vq=vq, aux=aux, decoder=dec)
+
+
+def config_variant(condition: str, label: int | None = None) -> str | None:
+    """Catalog variant whose ``condition`` is ``condition`` (``C3-1``, ``wavtokenizer_small40``) and,
+    if ``label`` is given, whose ST class is ``label``; None if there is not exactly one.
+
+    From the codec catalog; :data:`CONFIG_VARIANTS` when the catalog is not importable.
+    """
+    try:
+        from codec_wrappers.catalog import load_catalog
+
+        found = [(v.id, v.st_label) for v in load_catalog().values() if v.condition == condition]
+    except Exception:  # noqa: BLE001 - catalog absent: the table above
+        found = [CONFIG_VARIANTS[condition]] if condition in CONFIG_VARIANTS else []
+    found = [vid for vid, st in found if label is None or st == label]
+    return found[0] if len(found) == 1 else None
 
 
 def fake_fields(label: int, variant_id: str | None = None) -> dict:
@@ -104,6 +149,25 @@ def require(root: Path, release: str, needed: Iterable[str], unpack_hint: str) -
     raise ReleaseError(msg)
 
 
+def strip_audio_suffix(name: str) -> str:
+    """``name`` less a real audio suffix (``.wav``, ``.flac``, ...); dotted names such as
+    ``p225_001_SemantiCodec_0.35kbps_16k`` stay whole (``Path.stem`` would cut them at the dot)."""
+    lower = name.lower()
+    for ext in AUDIO_EXTENSIONS:
+        if lower.endswith(ext) and len(name) > len(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def listed_audio(folder: Path, name: str, extensions: Iterable[str] = (".wav",)) -> Path:
+    """The audio file a label line names: ``name`` itself when it carries an audio suffix, else the
+    first of ``name + ext`` (``extensions`` in order) that exists, else ``name`` + the first one."""
+    if strip_audio_suffix(name) != name:
+        return folder / name
+    candidates = [folder / f"{name}{ext}" for ext in extensions]
+    return next((c for c in candidates if c.is_file()), candidates[0])
+
+
 def label_lines(path: Path) -> list[tuple[int, list[str]]]:
     """``(line number, whitespace-separated fields)`` of a label file, blank lines skipped."""
     out = []
@@ -115,12 +179,32 @@ def label_lines(path: Path) -> list[tuple[int, list[str]]]:
 
 
 def speaker_language(stem: str) -> tuple[str, str]:
-    """Speaker and language of a VCTK (``p225_001``) or AISHELL-3 (``SSB00050353``) utterance id."""
+    """Speaker and language of a VCTK (``p225_001``, ``s5_180``) or AISHELL-3 (``SSB00050353``) utterance id."""
     if stem.startswith("SSB") and len(stem) >= 7:
         return stem[:7], "zh"
-    if stem[:1] in "ps" and "_" in stem:
-        return stem.split("_", 1)[0], "en"
+    m = _VCTK_RE.match(stem)
+    if m:
+        return m.group("speaker"), "en"
     return "", ""
+
+
+def utterance_of(stem: str, tagged: bool) -> tuple[str, str, str]:
+    """``(source utterance, speaker, language)`` a release file name carries; ``''`` where it carries none.
+
+    ``tagged``: the name starts with one ``<tag>_`` field (codec, ALM or set name: ``mimi_``,
+    ``valle_``, ``C3-1_``, ``L1_``) in front of the source utterance. NCSSD utterances
+    (``R-EN_6_0_d195``) give the speaker id of :mod:`pipeline.corpora.ncssd`
+    (``<subset>_d<dialogue>_<speaker>``) and the subset's language; VCTK and AISHELL-3 ids give
+    theirs (:func:`speaker_language`).
+    """
+    m = _NCSSD_RE.search(stem)
+    if m and (m.start() == 0 or tagged):
+        source = stem[m.start():].lstrip("_")
+        speaker = f"{m.group('subset')}_d{m.group('dialog')}_{m.group('speaker')}"
+        return source, speaker, subset_language(m.group("subset"))
+    source = stem.split("_", 1)[1] if tagged and "_" in stem else ("" if tagged else stem)
+    speaker, language = speaker_language(source)
+    return (source if speaker else ""), speaker, language
 
 
 @dataclass

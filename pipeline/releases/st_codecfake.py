@@ -4,12 +4,24 @@ Layout::
 
     label/train.txt dev.txt eval_id.txt eval_ood*.txt   lines: <file> <unused> <label 0..11>
     train/ dev/ eval_id/ eval_ood/                      <codec>_<utt>.wav; reals unprefixed
-    ID_diff_config/C3-1..C3-4, C4-1..C4-3               FunCodec (3) / EnCodec (4) configurations
-    ID_diff_source/NCSSD-mimi, NCSSD-snac               NCSSD through Mimi (1) / SNAC (6)
+    ID_diff_config/C3-1..C3-4, C4-1..C4-3               FunCodec (3) / EnCodec (4) configurations: C3-1_<utt>.wav
+    ID_diff_source/NCSSD-mimi, NCSSD-snac               NCSSD through Mimi (1) / SNAC (6): mimi_R-ZH_0_0_d2289.wav
     OOD_diff_source/NCSSD_wavtokenizer                  NCSSD through WavTokenizer (7)
     OOD_diff_config/wavtokenizer_small40                WavTokenizer 40 tokens/s (7)
     ALM/moshi, mini-omni (or mini-omni/A1-A2), speechgpt-gen, valle
-    ID_unseen_real/<name>/                              optional bona fide sets (e.g. 19LA, ITW)
+                                                        moshi_R-EN_1_5_d644.wav, miniomni_R-ZH_..., valle_p299_134.wav, gen_2.wav
+    ID_unseen_real/<name>/                              optional bona fide sets (e.g. 19LA, ITW, NCSSD: R-EN_6_0_d195.wav)
+
+Different-configuration rows (ID_diff_config, OOD_diff_config) carry the catalog variant of
+their condition (the variant whose ``condition`` is ``C3-1`` ... ``C4-3`` or
+``wavtokenizer_small40``), not the class's ID variant; different-source rows keep the ID variant.
+
+Speaker and language come from the utterance a file name carries: VCTK (``p225``, en),
+AISHELL-3 (``SSB0005``, zh) or NCSSD (``R-EN_6_0_d195`` -> speaker ``R-EN_d195_0`` as
+:mod:`pipeline.corpora.ncssd` names it, language of ``R-EN``/``R-ZH``); ``extra["source"]`` keeps
+that utterance. For ALM rows (``moshi_R-EN_...``, ``valle_p299_134``) that utterance is, in our
+reading, the ALM's input, so their speaker/language describe the input, not necessarily the
+generated voice; SpeechGPT-Gen names (``gen_2``) carry none.
 
 Protocol subsets: train, dev, eval_id, eval_ood (from the label files), diff_config, diff_source,
 ood_config, alm (from the folders), unseen_real (from ID_unseen_real/ and/or source manifests of
@@ -31,17 +43,29 @@ from manifests.schema import ST_LABELS
 
 from pipeline.corpora.common import check_root, list_audio
 
-from .common import ALM_BACKENDS, Rows, fake_fields, finish_release, label_lines, require, speaker_language
+from .common import (
+    ALM_BACKENDS,
+    Rows,
+    config_variant,
+    fake_fields,
+    finish_release,
+    label_lines,
+    require,
+    speaker_language,
+    strip_audio_suffix,
+    utterance_of,
+)
 
 RELEASE = "st-codecfake"
 MAIN_SETS = {"train": "train", "dev": "dev", "eval_id": "eval_id"}  # label file stem -> subset (= folder)
 # Reals per set in the README; some copies of the release hold 10000 eval reals instead of 13228.
 README_REALS = {"train": (10000,), "dev": (1000,), "eval_id": (13228, 10000)}
+# C3-4 is FunCodec (3) although the README's tree says ID 4 (see the catalog's note).
 DIFF_CONFIG = {"C3-1": 3, "C3-2": 3, "C3-3": 3, "C3-4": 3, "C4-1": 4, "C4-2": 4, "C4-3": 4}
 DIFF_SOURCE = {("ID_diff_source", "NCSSD-mimi"): ("NCSSD-mimi", 1),
                ("ID_diff_source", "NCSSD-snac"): ("NCSSD-snac", 6),
                ("OOD_diff_source", "NCSSD_wavtokenizer"): ("NCSSD-wavtokenizer", 7)}
-OOD_CONFIG = {"wavtokenizer_small40": ("wavtokenizer_small40", 7, "wavtokenizer_24k_40tps")}
+OOD_CONFIG = {"wavtokenizer_small40": ("wavtokenizer_small40", 7)}
 ALM_SETS = ("moshi", "mini-omni", "speechgpt-gen", "valle")
 # config.py of the anchor reads Mini-omni from ALM/mini-omni/A1-A2; the README shows ALM/mini-omni.
 ALM_ALT = {"mini-omni": ("mini-omni/A1-A2",)}
@@ -61,9 +85,9 @@ def _labelled_set(rows: Rows, label_file: Path, folder: Path, subset: str, set_n
     for n, parts in label_lines(label_file):
         where = f"{label_file} line {n}"
         name = parts[0]
-        wav = folder / (name if Path(name).suffix else f"{name}.wav")
+        stem = strip_audio_suffix(name)
+        wav = folder / (name if stem != name else f"{name}.wav")
         listed.add(wav)
-        stem = Path(name).stem
         raw = parts[-1] if len(parts) >= 2 else ""
         label = int(raw) if re.fullmatch(r"-?\d+", raw) else None
         src = _source_stem(stem, label or 0)
@@ -103,11 +127,16 @@ def _unlisted(rows: Rows, folder: Path, listed: set[Path], label_files: list[Pat
 
 def _folder_set(rows: Rows, folder: Path, subset: str, condition: str, label: int | None, set_name: str,
                 variant: str | None = None, backend: int | None = None) -> int:
+    """Every audio file under ``folder``: reals (label 0), fakes of ST class ``label`` (``variant``)
+    or ALM outputs (label None); speaker/language from the utterance each name carries."""
     wavs = list_audio(folder)
     for wav in wavs:
         rel = wav.relative_to(folder).with_suffix("").as_posix().replace("/", "-")
+        source, spk, lang = utterance_of(wav.stem, tagged=label != 0)
+        extra = {"folder": folder.name, **({"source": source} if source else {}),
+                 **({"backend_label": backend} if backend is not None else {})}
         base = dict(utt_id=f"st-{set_name}-{rel}", corpus=RELEASE, path=str(wav), split=set_name,
-                    extra={"folder": folder.name, **({"backend_label": backend} if backend is not None else {})})
+                    speaker=spk, language=lang, extra=extra)
         if label is None:  # ALM output: not an ST class
             row = external_spoof_row(attack=condition, **base)
         elif label == 0:
@@ -115,10 +144,16 @@ def _folder_set(rows: Rows, folder: Path, subset: str, condition: str, label: in
         else:
             row = real_row(**base)
             row.update(fake_fields(label, variant))
-            spk, lang = speaker_language(_source_stem(wav.stem, label))
-            row.update(speaker=spk, language=lang)
         rows.add(row, wav, subset, condition)
     return len(wavs)
+
+
+def _config_variant(rows: Rows, condition: str, label: int) -> str | None:
+    """The catalog variant of robustness set ``condition`` (a warning and the ID variant if none)."""
+    variant = config_variant(condition, label)
+    if variant is None:
+        rows.warn(f"no catalog variant of class {label} has condition {condition!r}: its rows carry the class's ID variant")
+    return variant
 
 
 def prepare_st_codecfake(
@@ -157,7 +192,7 @@ def prepare_st_codecfake(
     for name, label in DIFF_CONFIG.items():
         d = root / "ID_diff_config" / name
         if d.is_dir():
-            _folder_set(rows, d, "diff_config", name, label, f"diff_config-{name}")
+            _folder_set(rows, d, "diff_config", name, label, f"diff_config-{name}", _config_variant(rows, name, label))
         else:
             rows.warn(f"{d} not found: diff_config condition {name} has no rows")
     for (parent, name), (cond, label) in DIFF_SOURCE.items():
@@ -166,10 +201,10 @@ def prepare_st_codecfake(
             _folder_set(rows, d, "diff_source", cond, label, f"diff_source-{cond}")
         else:
             rows.warn(f"{d} not found: diff_source condition {cond} has no rows")
-    for name, (cond, label, variant) in OOD_CONFIG.items():
+    for name, (cond, label) in OOD_CONFIG.items():
         d = root / "OOD_diff_config" / name
         if d.is_dir():
-            _folder_set(rows, d, "ood_config", cond, label, f"ood_config-{cond}", variant)
+            _folder_set(rows, d, "ood_config", cond, label, f"ood_config-{cond}", _config_variant(rows, name, label))
         else:
             rows.warn(f"{d} not found: ood_config condition {cond} has no rows")
     for name in ALM_SETS:
