@@ -11,9 +11,19 @@ Conventions (documented because papers differ):
 - FPR95: the ROC's FPR at TPR = 0.95, linearly interpolated along the curve (the anchor's
   ``interp1d(tpr, fpr)(0.95)``). Where the curve has a horizontal run at exactly TPR = 0.95 the
   smallest FPR on it is taken, so the value is well defined.
-- EER: the point of the ROC where FPR = FNR (= 1 - TPR), linearly interpolated between the two
-  consecutive ROC points that bracket it. ``fpr - fnr`` never decreases along the curve, so the
-  crossing is unique.
+- EER, two conventions (``EER_CONVENTIONS``; the study's ``eer:`` setting picks one):
+
+  - ``interpolated`` (default): the point of the ROC where FPR = FNR (= 1 - TPR), linearly
+    interpolated between the two consecutive ROC points that bracket it. ``fpr - fnr`` never
+    decreases along the curve, so the crossing is unique. Tied scores form one ROC point.
+  - ``anchor``: what the ST-Codecfake / AASIST ``compute_eer`` reports. Scores are sorted
+    ascending with a stable sort, positives (ID / bona fide) placed before negatives among equal
+    scores; every prefix of that order is one operating point (the prefix rejected), and the EER
+    is ``(FNR + FPR) / 2`` at the first point where ``|FNR - FPR|`` is smallest. No
+    interpolation, and a prefix may cut through a group of tied scores, rejecting its positives
+    before its negatives: pessimistic where scores tie. With heavy ties (e.g. float32 MSP
+    saturated at 1.0) the two conventions can differ by several EER points; without ties they
+    differ by at most the ROC's step between neighbouring points.
 
 Degenerate inputs (empty, one class only, NaN scores, mismatched lengths) raise ``ValueError``;
 no metric ever returns NaN.
@@ -26,11 +36,16 @@ import numpy as np
 from sklearn.metrics import f1_score as _sk_f1
 from sklearn.metrics import roc_auc_score, roc_curve
 
+EER_CONVENTIONS = ("interpolated", "anchor")
+
 __all__ = [
+    "EER_CONVENTIONS",
     "auc",
     "binary_f1",
     "binary_scores",
     "eer",
+    "eer_anchor",
+    "eer_interpolated",
     "f1_scores",
     "fpr_at_tpr",
     "micro_f1",
@@ -93,7 +108,7 @@ def fpr_at_tpr(y_true, scores, tpr_level: float = 0.95) -> float:
     return float(f0 + (tpr_level - t0) * (f1 - f0) / (t1 - t0))
 
 
-def eer(y_true, scores) -> float:
+def eer_interpolated(y_true, scores) -> float:
     """Equal error rate: the ROC point where FPR = FNR, interpolated between bracketing points."""
     fpr, tpr, _ = roc(y_true, scores)
     d = fpr - (1.0 - tpr)  # non-decreasing along the curve, from -1 at (0, 0) to +1 at (1, 1)
@@ -104,13 +119,45 @@ def eer(y_true, scores) -> float:
     return float(fpr[i - 1] + alpha * (fpr[i] - fpr[i - 1]))
 
 
-def ood_metrics(id_scores, ood_scores) -> dict[str, float]:
-    """``{"auc", "fpr95", "eer", "n_id", "n_ood"}`` with ID as positive; higher score = more ID."""
+def eer_anchor(y_true, scores) -> float:
+    """Equal error rate as the ST-Codecfake / AASIST ``compute_eer`` computes it (see module doc).
+
+    Ascending stable order with positives first among tied scores; operating point ``k`` rejects
+    the first ``k`` items (``k = 0..N``): ``FNR_k`` = positives rejected / positives,
+    ``FPR_k`` = negatives kept / negatives; EER = ``(FNR_k + FPR_k) / 2`` at the first ``k`` with
+    the smallest ``|FNR_k - FPR_k|``. Independent of the input order (upstream always lists the
+    positives first, which its stable sort turns into this tie order).
+    """
+    y, s = _check_binary(y_true, scores)
+    order = np.lexsort((-y, s))  # by score, then label 1 before 0 among ties
+    pos_rejected = np.concatenate([[0], np.cumsum(y[order])])
+    neg_rejected = np.arange(len(y) + 1) - pos_rejected
+    n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
+    fnr = pos_rejected / n_pos
+    fpr = (n_neg - neg_rejected) / n_neg
+    k = int(np.argmin(np.abs(fnr - fpr)))
+    return float((fnr[k] + fpr[k]) / 2.0)
+
+
+def eer(y_true, scores, convention: str = "interpolated") -> float:
+    """Equal error rate under ``convention`` (``EER_CONVENTIONS``; see the module doc)."""
+    if convention == "interpolated":
+        return eer_interpolated(y_true, scores)
+    if convention == "anchor":
+        return eer_anchor(y_true, scores)
+    raise ValueError(f"unknown EER convention {convention!r}; expected one of {EER_CONVENTIONS}")
+
+
+def ood_metrics(id_scores, ood_scores, eer_convention: str = "interpolated") -> dict[str, float]:
+    """``{"auc", "fpr95", "eer", "n_id", "n_ood"}`` with ID as positive; higher score = more ID.
+
+    ``eer_convention`` picks the EER (``EER_CONVENTIONS``); AUC and FPR95 are the same either way.
+    """
     y, s = binary_scores(id_scores, ood_scores)
     return {
         "auc": auc(y, s),
         "fpr95": fpr_at_tpr(y, s, 0.95),
-        "eer": eer(y, s),
+        "eer": eer(y, s, eer_convention),
         "n_id": int(y.sum()),
         "n_ood": int(len(y) - y.sum()),
     }

@@ -6,13 +6,15 @@ metrics in :mod:`train.metrics` (ID = positive) apply directly. Shapes: ``logits
 
 Detectors (the ST-Codecfake set):
 
-- ``msp``: maximum softmax probability.
+- ``msp``: maximum softmax probability, in float64 by default; ``msp_precision="float32"``
+  computes it in float32 as the anchor does (softmax of float32 logits), where confident rows
+  saturate to exactly 1.0 and tie (the study uses it with ``eer: anchor``).
 - ``energy``: ``T * logsumexp(logits / T)`` with T = 1 (the negative free energy).
 - ``knn``: cosine similarity to the k-th nearest training feature (k = 7), on L2-normalised
   features.
 - ``mahalanobis``: minus the smallest squared Mahalanobis distance to a class mean, with one tied
-  (pooled within-class) covariance and its pseudo-inverse. Features are L2-normalised for BOTH the
-  statistics and the test points (the anchor fitted on one and scored the other).
+  (pooled within-class) covariance and its pseudo-inverse, on L2-normalised features (see
+  :class:`MahalanobisDetector` for how this relates to the anchor's code).
 - ``nsd``: ``LSE(test logits) * mean_j cos(test, train_j) * LSE(train_j logits)``. Because the mean
   of dot products is the dot product with the mean, the training side reduces to one vector
   (``guide``) and no ``N_eval x N_train`` matrix is ever built; :func:`nsd_pairwise` is the chunked
@@ -39,6 +41,7 @@ __all__ = [
     "EnergyDetector",
     "KNNDetector",
     "MSPDetector",
+    "MSP_PRECISIONS",
     "MahalanobisDetector",
     "NSDDetector",
     "fit_detectors",
@@ -103,11 +106,34 @@ class Detector:
             raise RuntimeError(f"{self.name} detector is not fitted: call fit() or load_state() first")
 
 
+MSP_PRECISIONS = ("float64", "float32")
+
+
 class MSPDetector(Detector):
+    """Maximum softmax probability.
+
+    ``precision="float64"`` (default) keeps confident rows apart (``1 - 1e-12`` is not 1);
+    ``"float32"`` is the anchor's arithmetic: the softmax of float32 logits in float32, so every
+    row whose top logit leads the others by roughly 17 or more scores exactly 1.0, and those rows
+    tie.
+    """
+
     name = "msp"
+
+    def __init__(self, precision: str = "float64"):
+        if precision not in MSP_PRECISIONS:
+            raise ValueError(f"msp precision must be one of {MSP_PRECISIONS}, got {precision!r}")
+        self.precision = precision
+
+    def params(self) -> dict:
+        return {"precision": self.precision}
 
     def score(self, logits, embeddings=None) -> np.ndarray:
         z = _as_2d("logits", logits)
+        if self.precision == "float32":
+            z32 = z.astype(np.float32)
+            e = np.exp(z32 - z32.max(axis=1, keepdims=True))
+            return (e / e.sum(axis=1, keepdims=True)).max(axis=1).astype(np.float64)
         return np.exp(z.max(axis=1) - logsumexp(z, axis=1))
 
 
@@ -171,8 +197,19 @@ class MahalanobisDetector(Detector):
     """``-min_c (x - mu_c)^T P (x - mu_c)``, P the pseudo-inverse of the tied covariance.
 
     The tied covariance is the pooled within-class covariance: every training feature centred on
-    its class mean, ``cov = X_c^T X_c / N``. With ``normalize=True`` (default) features are
-    L2-normalised before the statistics AND before scoring.
+    its class mean, ``cov = X_c^T X_c / N`` (the anchor averages the per-class covariances
+    instead; the two agree when the classes are equally large, as in ST-Codecfake's train set).
+    With ``normalize=True`` (default) features are L2-normalised before the statistics AND before
+    scoring, as the anchor does too.
+
+    The anchor's slip: it takes the mean and std per dimension of the RAW training features, then
+    L2-normalises every feature (training and test alike) and standardises the normalised
+    features with those raw-feature statistics. That is the same per-dimension shift and scale
+    on both sides, an invertible affine map, and the Mahalanobis distance does not change under
+    such a map (class means and covariance move with it); so the slip is rank-neutral, and ncst
+    leaves the standardisation out. (Exactly so where the tied covariance has full rank; with a
+    singular one the pseudo-inverse makes it exact only within the span of the training features.)
+    The anchor also maps the distance d to ``exp(-d / 4096)``, which is monotone: rank-neutral.
     """
 
     name = "mahalanobis"
@@ -281,7 +318,7 @@ class NSDDetector(Detector):
 
 
 _FACTORIES = {
-    "msp": lambda **kw: MSPDetector(),
+    "msp": lambda msp_precision="float64", **kw: MSPDetector(msp_precision),
     "energy": lambda temperature=1.0, **kw: EnergyDetector(temperature),
     "knn": lambda k=7, chunk_size=DEFAULT_CHUNK, **kw: KNNDetector(k, chunk_size),
     "mahalanobis": lambda normalize=True, chunk_size=DEFAULT_CHUNK, **kw: MahalanobisDetector(normalize, chunk_size),

@@ -1,7 +1,7 @@
 """Study outputs: tables as CSV + Markdown, and one self-contained HTML report.
 
-The report embeds every plot as a base64 PNG and every table inline, so the single file can be
-mailed or archived. A study whose protocol holds rows made with seeded random codec weights says so
+The report embeds every plot as a base64 PNG and every table inline (with its notes: EER
+convention, how AVG treated missing cells), so the single file can be mailed or archived. A study whose protocol holds rows made with seeded random codec weights says so
 on the FIRST line of the HTML file (an HTML comment) and in a red banner at the top of the page;
 the Markdown tables carry the same warning as their first line.
 """
@@ -19,10 +19,18 @@ __all__ = ["find_dataset_cards", "markdown_table", "random_banner", "render_html
 
 TABLE_TITLES = {
     "table3_id_f1": "Table 3 - ID source tracing (eval_id): F1 per class",
-    "table4_robustness": "Table 4 - robustness: micro F1 (= accuracy) per condition",
-    "table5_ood": "Table 5 - OOD detection (ID labels 0-6 positive): AUC / FPR95 / EER",
-    "table6_alm": "Table 6 - ALM sets: fake detection from P(real) and back-end tracing",
+    "table4_robustness": "Table 4 - robustness: F1 on unseen real, different config, different source, and AVG",
+    "table4_robustness_detail": "Table 4 detail - micro F1 (= accuracy) per robustness set and condition",
+    "table5_ood": "Table 5 - OOD detection (ID labels 0-6 positive): AUC / FPR95 / EER per condition, AVG",
+    "table5_ood_detail": "Table 5 detail - OOD detection per OOD codec / condition and aggregates",
+    "table6_alm": "Table 6 - ALM sets: F1 of tracing to the codec back end, AVG",
+    "table6_alm_detail": "Table 6 detail - ALM sets: fake detection from P(real) and back-end tracing",
     "cors_detection": "CodecFake+ CoRS - real vs fake per codec: EER and share called fake, from P(real)",
+}
+EER_SENTENCES = {
+    "interpolated": "FPR95 and EER are read off the ROC with linear interpolation (EER convention: interpolated).",
+    "anchor": ("FPR95 is read off the ROC with linear interpolation; EER follows the anchor's compute_eer "
+               "(EER convention: anchor: nearest grid point, pessimistic for tied scores; MSP in float32)."),
 }
 MAX_CARD_CHARS = 20000
 
@@ -54,13 +62,18 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_table(df: pd.DataFrame, out_dir: str | os.PathLike, stem: str, banner: str | None = None) -> tuple[Path, Path]:
-    """Write ``<stem>.csv`` and ``<stem>.md`` (title, optional warning banner first) under ``out_dir``."""
+def write_table(df: pd.DataFrame, out_dir: str | os.PathLike, stem: str, banner: str | None = None,
+                notes: Sequence[str] = ()) -> tuple[Path, Path]:
+    """Write ``<stem>.csv`` and ``<stem>.md`` under ``out_dir``; the Markdown holds the optional
+    warning banner first, then the title, ``notes`` (one paragraph each) and the table."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv, md = out_dir / f"{stem}.csv", out_dir / f"{stem}.md"
     df.to_csv(csv, index=False, float_format="%.6f")
-    parts = ([f"> **{banner}**", ""] if banner else []) + [f"# {TABLE_TITLES.get(stem, stem)}", "", markdown_table(df), ""]
+    parts = ([f"> **{banner}**", ""] if banner else []) + [f"# {TABLE_TITLES.get(stem, stem)}", ""]
+    for note in notes:
+        parts += [f"_{note}_", ""]
+    parts += [markdown_table(df), ""]
     md.write_text("\n".join(parts), encoding="utf-8")
     return csv, md
 
@@ -128,6 +141,7 @@ figure{display:inline-block;margin:.5em;vertical-align:top}
 figure img{max-width:620px;border:1px solid #ddd}
 pre{background:#f6f6f6;padding:1em;overflow:auto;max-height:40em}
 .failed{color:#b00020}
+.note{font-size:.85em;color:#444;margin:.2em 0}
 """
 
 
@@ -137,6 +151,7 @@ def render_html(
     random_ids: Sequence[str],
     tables: Mapping[str, pd.DataFrame],
     images: Mapping[str, Sequence[tuple[str, Path]]],
+    notes: Mapping[str, Sequence[str]] | None = None,
     weights: pd.DataFrame,
     protocol: Any,
     cards: Sequence[tuple[Path, str]],
@@ -154,7 +169,8 @@ def render_html(
     body.append(f"<h1>{esc(title)}</h1>")
     body.append(f"<p>Made {esc(str(results.get('created_at', '')))} from protocol <code>{esc(str(results.get('protocol_dir', '')))}</code>. "
                 "Scores: higher = more in-distribution; OOD metrics take ID (labels 0-6) as positive. "
-                "FPR95 and EER are read off the ROC with linear interpolation (see train/metrics.py).</p>")
+                + esc(EER_SENTENCES.get(str(results.get("eer_convention", "interpolated")), ""))
+                + " (See train/metrics.py.)</p>")
     subset_rows = pd.DataFrame(
         [{"subset": s, "rows": n, "failed rows dropped": results.get("protocol_failed_rows_dropped", {}).get(s, 0)}
          for s, n in results.get("protocol", {}).items()])
@@ -166,7 +182,9 @@ def render_html(
     for m, err in failed.items():
         body.append(f'<p class="failed">Model <b>{esc(m)}</b> failed: {esc(str(err))}</p>')
     for stem, df in tables.items():
-        body += [f'<h2 id="{esc(stem)}">{esc(TABLE_TITLES.get(stem, stem))}</h2>', _html_table(df)]
+        body.append(f'<h2 id="{esc(stem)}">{esc(TABLE_TITLES.get(stem, stem))}</h2>')
+        body += [f'<p class="note">{esc(n)}</p>' for n in (notes or {}).get(stem, ())]
+        body.append(_html_table(df))
     if images:
         body.append("<h2>Plots</h2>")
         for model, imgs in images.items():

@@ -2,15 +2,27 @@
 
 Reads the ``study:`` section of a recipe, the protocol parquet files
 (``<protocol_dir>/<subset>.parquet``, subsets train, eval_id, eval_ood, unseen_real, diff_config,
-diff_source, ood_config, alm, cors) and one or more trained runs; writes under ``output``::
+diff_source, ood_config, ood_other, alm, cors) and one or more trained runs; writes under
+``output``::
 
-    table3_id_f1.{csv,md}         ID source tracing on eval_id: F1 per class + macro/weighted
-    table4_robustness.{csv,md}    micro F1 (= accuracy) per condition: unseen real, other config,
-                                  other source (ID-labelled rows)
-    table5_ood.{csv,md}           AUC / FPR95 / EER per detector x OOD condition, ID (eval_id) = positive
-    table6_alm.{csv,md}           ALM sets: real-vs-fake F1 from P(real), and back-end tracing F1
-    cors_detection.{csv,md}       CodecFake+ CoRS (subset ``cors``): real-vs-fake EER per codec
+    table3_id_f1.{csv,md}              ID source tracing on eval_id: F1 per class + macro/weighted
+    table4_robustness.{csv,md}         the paper's Table 4: per model the 12 columns 19LA .. NCSSD-SNAC
+                                       (micro F1) + AVG, extra conditions after AVG
+    table4_robustness_detail.{csv,md}  micro F1 per robustness set x condition, labels and row counts
+    table5_ood.{csv,md}                the paper's Table 5: per detector AUC / FPR95 / EER on its 5
+                                       conditions + AVG column group, AVG row; ID (eval_id) = positive
+    table5_ood_detail.{csv,md}         the same metrics per OOD codec / condition and aggregates
+    table6_alm.{csv,md}                the paper's Table 6: back-end tracing F1 per ALM + AVG
+    table6_alm_detail.{csv,md}         per ALM: real-vs-fake F1 from P(real), back end, tracing F1
+    cors_detection.{csv,md}            CodecFake+ CoRS (subset ``cors``): real-vs-fake EER per codec
     plots/*.png, report.html, results.json, cache/ (predictions and fitted OOD statistics)
+
+The paper layouts and how their AVG treats missing cells: :mod:`train.paper_tables`. The EER
+convention (``eer: interpolated | anchor``, :mod:`train.metrics`) is written under every table
+with an EER, in results.json (``eer_convention``) and in the report; ``anchor`` also computes the
+MSP score in float32, as the anchor does. results.json keeps the long (detail) rows under
+``table4`` / ``table5`` / ``table6`` and the paper layouts under ``table4_paper`` /
+``table5_paper`` / ``table6_paper``.
 
 A subset that is absent or empty gives ``n/a (no data)`` cells, never a crash; a model that fails
 to load or predict is reported as failed and the study goes on with the others.
@@ -28,23 +40,26 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from manifests import ID_LABELS, read_manifest
+from manifests import read_manifest
 from manifests.atomic import atomic_path, write_text_atomic
 
 from .features import is_marked_random
+from .metrics import EER_CONVENTIONS
 from .ood import DETECTOR_NAMES, fit_detectors, make_detector
+from .paper_tables import paper_ood_conditions, table4_paper, table5_paper, table6_paper
+from .study_tables import failed_rows, study_tables
 from .tables import (
     DEFAULT_ALM_BACKENDS,
     NA,
     SubsetPredictions,
     na_reason,
-    label_name,
-    ood_conditions,
+    ood_detail_conditions,
+    ood_rows,
     table3,
     table4,
     table5,
@@ -54,13 +69,16 @@ from .tables import (
 
 log = logging.getLogger(__name__)
 
-SUBSETS = ("train", "dev", "eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "alm", "cors")
-EVAL_SUBSETS = ("eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "alm", "cors")
+SUBSETS = ("train", "dev", "eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "ood_other",
+           "alm", "cors")
+EVAL_SUBSETS = ("eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "ood_other", "alm", "cors")
 NEEDED_COLUMNS = ("utt_id", "path", "label", "label_name", "is_fake", "status", "codec", "variant", "weights_id")
+# Per-model entries of results.json: long (detail) rows under the old names, paper layouts beside.
+RESULT_TABLES = ("table3", "table4", "table4_paper", "table5", "table5_paper", "table6", "table6_paper", "cors")
 STUDY_KEYS = {
     "models", "protocol_dir", "detectors", "output", "title", "checkpoint", "batch_size", "device",
     "num_workers", "knn_k", "chunk_size", "max_fit_rows", "seed", "embedding_map", "alm_backends",
-    "dataset_card", "plots", "fit_subset",
+    "dataset_card", "plots", "fit_subset", "eer",
 }
 
 
@@ -94,8 +112,11 @@ class StudyConfig:
     alm_backends: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_ALM_BACKENDS))
     dataset_card: Path | None = None
     plots: bool = True
+    eer: str = "interpolated"  # interpolated | anchor (see train.metrics); anchor: MSP in float32 too
 
     def __post_init__(self):
+        if self.eer not in EER_CONVENTIONS:
+            raise ValueError(f"eer must be one of {EER_CONVENTIONS}, got {self.eer!r}")
         unknown = [d for d in self.detectors if d not in DETECTOR_NAMES]
         if unknown:
             raise ValueError(f"unknown OOD detectors {unknown}; expected some of {DETECTOR_NAMES}")
@@ -174,18 +195,23 @@ def load_study_config(recipe: str | os.PathLike, **overrides: Any) -> StudyConfi
     if isinstance(detectors, str):
         detectors = [detectors]
     kwargs = {k: sec[k] for k in ("checkpoint", "batch_size", "device", "num_workers", "knn_k", "chunk_size",
-                                   "max_fit_rows", "seed", "embedding_map", "plots", "fit_subset") if k in sec}
+                                   "max_fit_rows", "seed", "embedding_map", "plots", "fit_subset", "eer") if k in sec}
     if "alm_backends" in sec:
         kwargs["alm_backends"] = {str(k).lower(): int(v) for k, v in (sec["alm_backends"] or {}).items()}
-    return StudyConfig(
-        models=tuple(models),
-        protocol_dir=_resolve(base, sec["protocol_dir"]) if sec.get("protocol_dir") else output_dir / "protocol",
-        output=_resolve(base, sec["output"]) if sec.get("output") else output_dir / "study",
-        detectors=tuple(str(d).lower() for d in detectors),
-        title=str(sec.get("title") or data.get("name") or "ncst study"),
-        dataset_card=_resolve(base, sec["dataset_card"]) if sec.get("dataset_card") else None,
-        **kwargs,
-    )
+    if "eer" in sec:
+        kwargs["eer"] = str(sec["eer"]).lower()
+    try:
+        return StudyConfig(
+            models=tuple(models),
+            protocol_dir=_resolve(base, sec["protocol_dir"]) if sec.get("protocol_dir") else output_dir / "protocol",
+            output=_resolve(base, sec["output"]) if sec.get("output") else output_dir / "study",
+            detectors=tuple(str(d).lower() for d in detectors),
+            title=str(sec.get("title") or data.get("name") or "ncst study"),
+            dataset_card=_resolve(base, sec["dataset_card"]) if sec.get("dataset_card") else None,
+            **kwargs,
+        )
+    except ValueError as exc:
+        raise ValueError(f"{recipe}: study: {exc}") from exc
 
 
 # ----------------------------------------------------------------------------- protocol
@@ -350,9 +376,6 @@ def _cached_predict(predict_fn: PredictFn, ref: ModelRef, rows: pd.DataFrame, ca
     return out
 
 
-# ----------------------------------------------------------------------------- tables
-
-
 # ----------------------------------------------------------------------------- runner
 
 
@@ -391,14 +414,16 @@ def study_model(
             unreadable[name] = len(sp.rows.attrs["missing"])
         preds[name] = sp if sp is not None and len(sp.rows) else None
 
-    conds = ood_conditions(preds)
-    have_eval = preds["eval_id"] is not None and bool(conds)
+    ood = ood_rows(preds)
+    detail_conds, paper_conds = ood_detail_conditions(ood), paper_ood_conditions(ood)
+    have_eval = preds["eval_id"] is not None and bool(ood)
     fit = None
     fit_rows = protocol.get(config.fit_subset)
     if have_eval and fit_rows is not None and any(make_detector(d).needs_fit for d in config.detectors):
         fit = _cached_predict(predict_fn, ref, _fit_rows(fit_rows, config), cache, ckpt_key)
         fit = fit if len(fit.rows) else None
-    scores: dict[str, dict[str, np.ndarray]] = {}
+    scores: dict[str, dict[str, np.ndarray]] = {}  # detail conditions (plots read these)
+    paper_scores: dict[str, dict[str, np.ndarray]] = {}  # the paper's 5 Table 5 conditions
     why_not: dict[str, str] = {}
     for dname in config.detectors if have_eval else ():
         if make_detector(dname).needs_fit and fit is None:
@@ -412,50 +437,39 @@ def study_model(
                 run_key=ckpt_key,
                 k=config.knn_k,
                 chunk_size=config.chunk_size,
+                msp_precision="float32" if config.eer == "anchor" else "float64",
             )[dname]
         except ValueError as exc:  # e.g. fewer training rows than k
             why_not[dname] = na_reason(exc)
             continue
-        scores[dname] = {"eval_id": det.score(preds["eval_id"].logits, preds["eval_id"].embeddings)}
-        for cname, sp in conds:
-            scores[dname][cname] = det.score(sp.logits, sp.embeddings)
-    t5 = table5(ref.name, {d: scores.get(d, {}) for d in config.detectors})
+        id_scores = det.score(preds["eval_id"].logits, preds["eval_id"].embeddings)
+        per_subset = {key: det.score(sp.logits, sp.embeddings) for key, sp in ood.items()}  # each row once
+        scores[dname] = {"eval_id": id_scores, **{c.name: per_subset[c.subset][c.mask] for c in detail_conds}}
+        paper_scores[dname] = {"eval_id": id_scores, **{c.name: per_subset[c.subset][c.mask] for c in paper_conds}}
+    t5 = table5(ref.name, {d: scores.get(d, {}) for d in config.detectors}, eer_convention=config.eer)
     for r in t5:
         if r["detector"] in why_not:
             r.update(condition=why_not[r["detector"]])
+    t4 = table4(ref.name, preds)
+    t6 = table6(ref.name, preds["alm"], config.alm_backends)
     return {
         "preds": preds,
         "scores": scores,
         "table3": table3(ref.name, preds["eval_id"]),
-        "table4": table4(ref.name, preds),
+        "table4": t4,
+        "table4_paper": table4_paper(ref.name, t4),
         "table5": t5,
-        "table6": table6(ref.name, preds["alm"], config.alm_backends),
-        "cors": table_cors(ref.name, preds["cors"]),
+        "table5_paper": table5_paper(ref.name, paper_scores, config.detectors, why_not, eer_convention=config.eer),
+        "table6": t6,
+        "table6_paper": table6_paper(ref.name, t6),
+        "cors": table_cors(ref.name, preds["cors"], config.eer),
         "classes": next((p.classes for p in preds.values() if p is not None), []),
         "rows_without_prediction": unreadable,
     }
 
 
-def _frame(rows: list[dict], order: Sequence[str]) -> pd.DataFrame:
-    """Rows as a frame with ``order`` first (then any other columns, e.g. extra classes)."""
-    df = pd.DataFrame(rows)
-    cols = [c for c in order if c in df.columns] + [c for c in df.columns if c not in order]
-    return df[cols] if len(df.columns) else df
-
-
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
-
-
-def _failed_rows(model: str, error: str, detectors: Sequence[str]) -> dict:
-    msg = f"failed: {error}"
-    return {
-        "table3": {"model": model, "n": msg, "macro_f1": msg, "weighted_f1": msg},
-        "table4": [{"model": model, "set": msg, "condition": "", "label": "", "n": 0, "f1": msg}],
-        "table5": [{"model": model, "detector": d, "condition": msg, "n_id": 0, "n_ood": 0, "auc": msg, "fpr95": msg, "eer": msg} for d in detectors],
-        "table6": [{"model": model, "condition": msg, "n": 0, "detect_f1": msg, "fake_rate": msg, "backend": "", "backend_f1": msg}],
-        "cors": [{"model": model, "condition": msg, "n_real": 0, "n_fake": 0, "eer": msg, "fake_rate": msg}],
-    }
 
 
 def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> StudyResult:
@@ -488,11 +502,11 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
             per_model[ref.name] = res
             model_json[ref.name] = {"path": str(ref.path), "status": "ok", "classes": res["classes"],
                                     "rows_without_prediction": res["rows_without_prediction"], **info,
-                                    **{k: res[k] for k in ("table3", "table4", "table5", "table6", "cors")}}
+                                    **{k: res[k] for k in RESULT_TABLES}}
         except Exception as exc:  # the study goes on with the other models
             log.exception("model %s failed", ref.name)
             err = f"{type(exc).__name__}: {exc}"
-            res = _failed_rows(ref.name, err, config.detectors)
+            res = failed_rows(ref.name, err, config.detectors)
             per_model[ref.name] = {**res, "error": err}
             model_json[ref.name] = {"path": str(ref.path), "status": "failed", "error": err, **res}
 
@@ -501,17 +515,12 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
             if isinstance(v, str) and (v.lower().startswith("random") or is_marked_random(v)):
                 random_ids.append(f"model {k}={v}")
 
-    tables = {
-        "table3_id_f1": _frame([r["table3"] for r in per_model.values()], ["model", "n", *[label_name(c) for c in ID_LABELS], "macro_f1", "weighted_f1"]),
-        "table4_robustness": _frame([x for r in per_model.values() for x in r["table4"]], ["model", "set", "condition", "label", "n", "f1"]),
-        "table5_ood": _frame([x for r in per_model.values() for x in r["table5"]], ["model", "detector", "condition", "n_id", "n_ood", "auc", "fpr95", "eer"]),
-        "table6_alm": _frame([x for r in per_model.values() for x in r["table6"]], ["model", "condition", "n", "detect_f1", "fake_rate", "backend", "backend_f1"]),
-        "cors_detection": _frame([x for r in per_model.values() for x in r["cors"]], ["model", "condition", "n_real", "n_fake", "eer", "fake_rate"]),
-    }
+    tables, notes = study_tables(per_model, config.eer)
     banner = report.random_banner(random_ids)
     table_paths = {}
     for stem, df in tables.items():
-        table_paths[stem + ".csv"], table_paths[stem + ".md"] = report.write_table(df, out, stem, banner=banner)
+        table_paths[stem + ".csv"], table_paths[stem + ".md"] = report.write_table(
+            df, out, stem, banner=banner, notes=notes.get(stem, ()))
 
     images: dict[str, list[tuple[str, Path]]] = {}
     if config.plots:
@@ -532,6 +541,8 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
         "protocol_errors": protocol.errors,
         "codec_weights": weights.to_dict(orient="records"),
         "detectors": list(config.detectors),
+        "eer_convention": config.eer,
+        "table_notes": notes,
         "models": model_json,
     }
     results_json = out / "results.json"
@@ -541,6 +552,7 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
         title=config.title,
         random_ids=random_ids,
         tables=tables,
+        notes=notes,
         images=images,
         weights=weights,
         protocol=protocol,

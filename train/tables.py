@@ -1,12 +1,15 @@
-"""The study's tables, computed from a model's predictions (pure functions, no I/O).
+"""The study's tables in long form, computed from a model's predictions (pure functions, no I/O).
 
 - Table 3: ID source tracing on eval_id (F1 per class, macro, weighted);
-- Table 4: robustness, micro F1 (= accuracy; the anchor's measure on one-label sets) per condition
-  of unseen real / different config / different source (ID-labelled rows);
-- Table 5: OOD detection per detector x condition (AUC, FPR95, EER; ID labels 0..6 positive);
-- Table 6: ALM sets, real-vs-fake detection from P(real) and tracing to the ALM's codec back end;
+- Table 4 detail: robustness, micro F1 (= accuracy; the anchor's measure on one-label sets) per
+  condition of unseen real / different config / different source (ID-labelled rows);
+- Table 5 detail: OOD detection per detector x condition (AUC, FPR95, EER; ID labels 0..6
+  positive), per OOD codec / condition plus aggregates;
+- Table 6 detail: ALM sets, real-vs-fake detection from P(real) and tracing to the ALM's codec
+  back end;
 - CoRS (CodecFake+ re-synthesis set, subset ``cors``): real-vs-fake EER per codec from P(real).
 
+The paper's own layouts of Tables 4-6 are built from these in :mod:`train.paper_tables`.
 A missing subset gives ``NA`` cells; a metric that cannot be computed gives ``n/a (<reason>)``.
 """
 from __future__ import annotations
@@ -25,8 +28,11 @@ from . import metrics as M
 __all__ = [
     "DEFAULT_ALM_BACKENDS",
     "NA",
+    "OOD_SUBSETS",
+    "OodCondition",
     "SubsetPredictions",
-    "ood_conditions",
+    "ood_detail_conditions",
+    "ood_rows",
     "table3",
     "table4",
     "table5",
@@ -39,10 +45,15 @@ NA = "n/a (no data)"
 # Moshi -> Mimi, SpeechGPT-Gen -> SpeechTokenizer, VALL-E -> EnCodec, Mini-omni -> SNAC.
 DEFAULT_ALM_BACKENDS = {"moshi": 1, "speechgpt-gen": 2, "valle": 4, "mini-omni": 6}
 ROBUSTNESS_SETS = (("unseen_real", "unseen real"), ("diff_config", "different config"), ("diff_source", "different source"))
-OOD_SETS = ("eval_ood", "ood_config", "diff_source")
+# Subsets holding OOD rows: OOD-labelled (7..11) rows of the first three; every spoofed row of
+# ood_other (ASVspoof 2019 LA eval fakes, In-the-Wild fakes: label -1, condition = corpus).
+OOD_SUBSETS = ("eval_ood", "ood_config", "diff_source", "ood_other")
+OTHER_FAKES = "ood_other"
 ALL_CONDITION = "eval_ood/all"
 MULTI_CONDITION = "eval_ood/labels 8-11"
-AGGREGATE_CONDITIONS = (ALL_CONDITION, MULTI_CONDITION)
+OTHER_ALL_CONDITION = "ood_other/all"
+AGGREGATE_CONDITIONS = (ALL_CONDITION, MULTI_CONDITION, OTHER_ALL_CONDITION)
+MULTI_LABELS = tuple(lab for lab in OOD_LABELS if lab != 7)  # the anchor's "multi codec" set, 8-11
 
 
 @dataclass
@@ -98,7 +109,8 @@ def table3(model: str, ev: SubsetPredictions | None) -> dict:
 
 
 def table4(model: str, subsets: Mapping[str, SubsetPredictions | None]) -> list[dict]:
-    """Table 4 rows: micro F1 (= accuracy) per condition of each robustness set (ID labels only)."""
+    """Table 4 detail rows: micro F1 (= accuracy) per condition of each robustness set (ID labels
+    only), then the set's ``average``; ``set`` is the title in ``ROBUSTNESS_SETS``."""
     rows: list[dict] = []
     for key, title in ROBUSTNESS_SETS:
         sp = subsets.get(key)
@@ -120,33 +132,59 @@ def table4(model: str, subsets: Mapping[str, SubsetPredictions | None]) -> list[
     return rows
 
 
-def ood_conditions(subsets: Mapping[str, SubsetPredictions | None]) -> list[tuple[str, SubsetPredictions]]:
-    """OOD evaluation sets ``[(name, predictions)]``: OOD-labelled rows (7..11) of eval_ood (per
-    condition, then the aggregates ``eval_ood/labels 8-11`` (the anchor's "multi" set) and
-    ``eval_ood/all``), ood_config and diff_source (per condition)."""
-    out = []
-    for key in OOD_SETS:
+@dataclass(frozen=True)
+class OodCondition:
+    """One OOD evaluation set: ``mask`` over the OOD rows of ``subset`` (see :func:`ood_rows`)."""
+
+    name: str
+    subset: str
+    mask: np.ndarray
+
+
+def ood_rows(subsets: Mapping[str, SubsetPredictions | None]) -> dict[str, SubsetPredictions]:
+    """The OOD rows of each subset in ``OOD_SUBSETS`` that has any: OOD-labelled rows (7..11) of
+    eval_ood, ood_config and diff_source; the spoofed rows of ood_other (label -1, so not
+    filtered by label)."""
+    out = {}
+    for key in OOD_SUBSETS:
         sp = subsets.get(key)
         if sp is None:
             continue
-        sp = sp.select(np.isin(sp.labels, OOD_LABELS))
-        if len(sp.rows) == 0:
-            continue
-        for cond, idx in sp.rows.groupby("condition", sort=True).indices.items():
-            out.append((f"{key}/{cond}", sp.select(np.isin(np.arange(len(sp.rows)), idx))))
-        if key == "eval_ood":
-            multi = np.isin(sp.labels, [lab for lab in OOD_LABELS if lab != 7])
-            if multi.any() and not multi.all():
-                out.append((MULTI_CONDITION, sp.select(multi)))
-            out.append((ALL_CONDITION, sp))
+        if key == OTHER_FAKES:
+            sp = sp.select(sp.rows["is_fake"].to_numpy(dtype=bool))
+        else:
+            sp = sp.select(np.isin(sp.labels, OOD_LABELS))
+        if len(sp.rows):
+            out[key] = sp
     return out
 
 
-def table5(model: str, detector_scores: Mapping[str, Mapping[str, np.ndarray]], id_name: str = "eval_id") -> list[dict]:
-    """Table 5 rows from ``{detector: {"eval_id": scores, "<set>/<cond>": scores, ...}}``.
+def ood_detail_conditions(ood: Mapping[str, SubsetPredictions]) -> list[OodCondition]:
+    """Detail OOD sets over :func:`ood_rows`: each ``<subset>/<condition>``, then the aggregates
+    ``eval_ood/labels 8-11`` (the anchor's "multi" set), ``eval_ood/all`` and, when ood_other
+    holds several corpora, ``ood_other/all``."""
+    out = []
+    for key, sp in ood.items():
+        conds = sp.rows["condition"].astype(str).to_numpy()
+        for cond in sorted(set(conds)):
+            out.append(OodCondition(f"{key}/{cond}", key, conds == cond))
+        if key == "eval_ood":
+            multi = np.isin(sp.labels, MULTI_LABELS)
+            if multi.any() and not multi.all():
+                out.append(OodCondition(MULTI_CONDITION, key, multi))
+            out.append(OodCondition(ALL_CONDITION, key, np.ones(len(sp.rows), dtype=bool)))
+        if key == OTHER_FAKES and len(set(conds)) > 1:
+            out.append(OodCondition(OTHER_ALL_CONDITION, key, np.ones(len(sp.rows), dtype=bool)))
+    return out
 
-    The per-detector ``average`` is the mean over conditions, the aggregates ``eval_ood/all`` and
-    ``eval_ood/labels 8-11`` left out (their rows are already in the per-codec conditions).
+
+def table5(model: str, detector_scores: Mapping[str, Mapping[str, np.ndarray]], id_name: str = "eval_id",
+           eer_convention: str = "interpolated") -> list[dict]:
+    """Table 5 detail rows from ``{detector: {"eval_id": scores, "<set>/<cond>": scores, ...}}``.
+
+    The per-detector ``average`` is the mean over conditions, the aggregates
+    (``AGGREGATE_CONDITIONS``) left out (their rows are already in the per-condition rows).
+    ``eer_convention``: see :mod:`train.metrics`.
     """
     rows = []
     for det, scores in detector_scores.items():
@@ -159,7 +197,7 @@ def table5(model: str, detector_scores: Mapping[str, Mapping[str, np.ndarray]], 
         got = []
         for cond in conds:
             try:
-                m = M.ood_metrics(id_scores, scores[cond])
+                m = M.ood_metrics(id_scores, scores[cond], eer_convention)
             except ValueError as exc:
                 rows.append({"model": model, "detector": det, "condition": cond, "n_id": len(id_scores),
                              "n_ood": len(scores[cond]), "auc": na_reason(exc), "fpr95": na_reason(exc), "eer": na_reason(exc)})
@@ -175,7 +213,7 @@ def table5(model: str, detector_scores: Mapping[str, Mapping[str, np.ndarray]], 
 
 
 def table6(model: str, alm: SubsetPredictions | None, backends: Mapping[str, int]) -> list[dict]:
-    """Table 6 rows per ALM condition.
+    """Table 6 detail rows per ALM condition.
 
     ``detect_f1``: binary F1 of the fake class where a clip is called fake when P(real) < 0.5 (the
     model's real-class probability against all codec classes together); ``fake_rate``: share of
@@ -206,10 +244,11 @@ def table6(model: str, alm: SubsetPredictions | None, backends: Mapping[str, int
     return rows
 
 
-def table_cors(model: str, cors: SubsetPredictions | None) -> list[dict]:
+def table_cors(model: str, cors: SubsetPredictions | None, eer_convention: str = "interpolated") -> list[dict]:
     """CodecFake+ CoRS rows: for each codec (``condition`` of the fake rows), the EER of telling its
     clips from the set's real clips with the score P(fake) = 1 - P(real), and the share of its
     clips called fake (P(real) < 0.5); then one row ``all`` (every codec against the reals).
+    ``eer_convention``: see :mod:`train.metrics`.
     """
     cols = {"n_real": 0, "n_fake": 0}
     if cors is None:
@@ -229,7 +268,7 @@ def table_cors(model: str, cors: SubsetPredictions | None) -> list[dict]:
         row: dict[str, Any] = {"model": model, "condition": cond, "n_real": int(len(real_scores)), "n_fake": int(mask.sum())}
         try:
             y = np.r_[np.ones(len(fake_scores), dtype=int), np.zeros(len(real_scores), dtype=int)]
-            row["eer"] = M.eer(y, np.r_[fake_scores, real_scores])
+            row["eer"] = M.eer(y, np.r_[fake_scores, real_scores], eer_convention)
         except ValueError as exc:  # e.g. no real rows in the set
             row["eer"] = na_reason(exc)
         row["fake_rate"] = float((fake_scores >= 0.5).mean()) if len(fake_scores) else NA
