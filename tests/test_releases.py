@@ -257,6 +257,7 @@ def test_codecfake_replica(tmp_path):
 
 
 def make_cfp(root: Path) -> Path:
+    """CodecFake+ replica with the published names: dotted codec names, a .flac file, CoSG_SEEN."""
     meta = root / "metadata"
     audio = root / "all_data_16k"
     k = 0
@@ -270,14 +271,32 @@ def make_cfp(root: Path) -> Path:
         tr.append(f"{u.split('_')[0]} {u}_{codec} - {tax} spoof")
     tr.append("p225 p225_001_ticodec_1g1r - Disent TIME SVQ spoof")  # file missing
     tr.append("p225 p225_001_weird - Foo TIME MVQ spoof")  # unknown taxonomy label
+    for u, codec in (("p225_001", "SemantiCodec_0.35kbps_16k"), ("p226_002", "SemantiCodec_0.70kbps_16k")):
+        wav(audio / f"{u}_{codec}.flac", k); k += 1  # the authors' loader takes .flac first
+        tr.append(f"{u.split('_')[0]} {u}_{codec} - SEM FREQ MVQ spoof")
+    wav(audio / "p225_001_mini.flac", k); k += 1  # both: .flac wins
+    tr.append("s5 s5_180_Encodec_24b24k - Trad TIME MVQ spoof")  # file missing: .flac or .wav
     lines(meta / "training" / "train_mult_learn.txt", tr)
     wav(audio / "p227_001.wav", k); k += 1
-    wav(audio / "p227_001_vocos_encodec_6.wav", k); k += 1
-    lines(meta / "evaluation" / "CoRS_ALL.txt", ["p227 p227_001 - - bonafide", "p227 p227_001_vocos_encodec_6 - - spoofs"])
-    wav(root / "SLMdemos_16k" / "VALLE" / "v_0.wav", k); k += 1
-    wav(root / "SLMdemos_16k" / "VIOLA" / "ref_1.wav", k); k += 1
-    lines(meta / "evaluation" / "CoSG_ALL.txt", ["VALLE v_0 - - spoof", "VIOLA ref_1 - bonafide", "VIOLA ref_2 - real"])
-    lines(meta / "evaluation" / "CoSG_SEEN.txt", ["VALLE v_0 - MVQ spoof"])
+    cors = ["p227 p227_001 - - bonafide", "p227 p227_001_vocos_encodec_6 - - spoofs"]
+    for codec in ("vocos_encodec_6", "SemantiCodec_0.35kbps_16k", "SemantiCodec_0.70kbps_16k", "SemantiCodec_1.40kbps_16k"):
+        wav(audio / f"p227_001_{codec}.wav", k); k += 1
+        if codec != "vocos_encodec_6":
+            cors.append(f"p227 p227_001_{codec} - - spoof")
+    lines(meta / "evaluation" / "CoRS_ALL.txt", cors)
+    slm = root / "SLMdemos_16k"
+    for system, name, ext in (("VALLE", "emov_db_amused_ours", "flac"), ("VALLE", "emov_db_amused_pt", "wav"),
+                              ("VIOLA", "audios_entts_ref_14", "wav"), ("MASKGCT", "1995-1826-0000_maskgct", "wav"),
+                              ("SIMPLESPEECH1", "compare_audiobox_ours_audiobox1", "wav"), ("TI1G1R", "0_7176_88083_000024_000007", "wav")):
+        wav(slm / system / f"{name}.{ext}", k); k += 1
+    lines(meta / "evaluation" / "CoSG_ALL.txt", [
+        "VALLE emov_db_amused_ours - - spoof", "VIOLA audios_entts_ref_14 - bonafide", "VIOLA audios_entts_ref_2 - real",
+        "MASKGCT 1995-1826-0000_maskgct - - spoof", "SIMPLESPEECH1 compare_audiobox_ours_audiobox1 - - spoof",
+        "VALLE emov_db_amused_pt - - bonafide", "TI1G1R 0_7176_88083_000024_000007 - - spoof"])
+    lines(meta / "evaluation" / "CoSG_SEEN.txt", [
+        "VALLE emov_db_amused_ours - MVQ spoof", "VALLE emov_db_amused_pt - REAL bonafide",
+        "SIMPLESPEECH1 compare_audiobox_ours_audiobox1 - SQ spoof", "TI1G1R 0_7176_88083_000024_000007 - SVQ spoof",
+        "NS3 Ravdess_TTS_our_1 - MVQ spoof"])
     return root
 
 
@@ -293,14 +312,63 @@ def test_codecfake_plus_replica(tmp_path):
     assert ok.loc["cfp-p225_001", "subset"] == "train" and ok.loc["cfp-p225_001", "label"] == 0
     voc = ok.loc["cfp-cors-p227_001_vocos_encodec_6"]
     assert voc["subset"] == "cors" and bool(voc["is_fake"]) and voc["source_utt_id"] == "cfp-cors-p227_001"
+    assert (voc["aux"], voc["decoder"], voc["vq"]) == ("none", "frequency", "MVQ")  # published taxonomy without a training line
     assert ok.loc["cfp-cors-p227_001", "label"] == 0
     assert any("'spoofs' read as 'spoof'" in w for w in df.attrs["warnings"])
-    assert ok.loc["cfp-VALLE-v_0", "subset"] == "alm" and ok.loc["cfp-VALLE-v_0", "condition"] == "VALLE"
-    assert not ok.loc["cfp-VIOLA-ref_1", "is_fake"]
     bad = df[df["status"] == "failed"].set_index("utt_id")["error"]
     assert "train_mult_learn.txt line 6" in bad["cfp-p225_001_ticodec_1g1r"]
     assert "line 7: unknown taxonomy labels Foo" in bad["cfp-p225_001_weird"]
-    assert "CoSG_ALL.txt line 3: unknown label 'real'" in bad["cfp-VIOLA-ref_2"]
+    assert "CoSG_ALL.txt line 3: unknown label 'real'" in bad["cfp-VIOLA-audios_entts_ref_2"]
+    assert "s5_180_Encodec_24b24k.flac or .wav: audio file missing" in bad["cfp-s5_180_Encodec_24b24k"]
+    assert len(bad) == 4
+
+
+def test_codecfake_plus_dotted_codec_names_and_flac(tmp_path):
+    """``SemantiCodec_0.35kbps_16k`` stays whole: right codec, no duplicate ids, taxonomy known; .flac first."""
+    df = prepare_codecfake_plus(make_cfp(tmp_path / "cfp"))
+    ok = df[df["status"] == "ok"].set_index("utt_id")
+    assert not df["utt_id"].str.contains("#dup").any()
+    sem = ok.loc["cfp-p225_001_SemantiCodec_0.35kbps_16k"]
+    assert (sem["condition"], json.loads(sem["extra"])["codec"]) == ("SemantiCodec_0.35kbps_16k", "SemantiCodec_0.35kbps_16k")
+    assert (sem["aux"], sem["decoder"], sem["vq"], sem["source_utt_id"]) == ("semantic", "frequency", "MVQ", "cfp-p225_001")
+    assert sem["path"].endswith("p225_001_SemantiCodec_0.35kbps_16k.flac")
+    assert ok.loc["cfp-p225_001_mini", "path"].endswith("p225_001_mini.flac")
+    cors = ok[ok["subset"] == "cors"]
+    sem_cors = cors[cors["condition"].str.startswith("SemantiCodec")].set_index("condition")
+    assert sorted(sem_cors.index) == ["SemantiCodec_0.35kbps_16k", "SemantiCodec_0.70kbps_16k", "SemantiCodec_1.40kbps_16k"]
+    assert (sem_cors[["aux", "decoder", "vq"]] == ["semantic", "frequency", "MVQ"]).all().all()
+    assert not (cors["aux"] == "unknown").any()
+
+
+def test_codecfake_plus_cosg_seen_and_taxonomy(tmp_path):
+    df = prepare_codecfake_plus(make_cfp(tmp_path / "cfp"))
+    ok = df[df["status"] == "ok"].set_index("utt_id")
+    cosg = ok[ok["subset"] == "alm"]
+    extra = {u: json.loads(e) for u, e in zip(cosg.index, cosg["extra"])}
+    valle = ok.loc["cfp-VALLE-emov_db_amused_ours"]
+    assert (valle["condition"], valle["aux"], valle["decoder"], valle["vq"]) == ("VALLE", "none", "time", "MVQ")
+    assert valle["path"].endswith("emov_db_amused_ours.flac")
+    assert extra["cfp-VALLE-emov_db_amused_ours"]["cosg_seen"] is True
+    assert extra["cfp-VALLE-emov_db_amused_ours"]["published_vq"] == "MVQ"
+    assert extra["cfp-VALLE-emov_db_amused_pt"] == {**extra["cfp-VALLE-emov_db_amused_pt"], "cosg_seen": True, "published_vq": "REAL"}
+    assert not ok.loc["cfp-VALLE-emov_db_amused_pt", "is_fake"] and not ok.loc["cfp-VIOLA-audios_entts_ref_14", "is_fake"]
+    mask = ok.loc["cfp-MASKGCT-1995-1826-0000_maskgct"]
+    assert (mask["aux"], mask["decoder"], mask["vq"]) == ("none", "frequency", "MVQ")
+    assert extra["cfp-MASKGCT-1995-1826-0000_maskgct"]["cosg_seen"] is False
+    assert "published_vq" not in extra["cfp-MASKGCT-1995-1826-0000_maskgct"]
+    assert ok.loc["cfp-SIMPLESPEECH1-compare_audiobox_ours_audiobox1", "vq"] == "SQ"
+    ti = ok.loc["cfp-TI1G1R-0_7176_88083_000024_000007"]
+    assert (ti["aux"], ti["decoder"], ti["vq"]) == ("disentangle", "time", "SVQ")
+    assert any("NS3 Ravdess_TTS_our_1 is not in CoSG_ALL" in w for w in df.attrs["warnings"])
+
+
+def test_codecfake_plus_cosg_taxonomy_table():
+    """The authors' CoSG system labels: 17 systems, and CoSG_SEEN's VQ agrees for the replica's ones."""
+    from pipeline.releases.codecfake_plus import COSG_TAXONOMY
+
+    assert len(COSG_TAXONOMY) == 17
+    assert COSG_TAXONOMY["SINGLECODEC"] == ("disentangle", "frequency", "SVQ")
+    assert COSG_TAXONOMY["USLM"] == ("semantic", "time", "MVQ") and COSG_TAXONOMY["CLAMTTS"] == ("none", "frequency", "MVQ")
 
 
 def test_fallback_table_agrees_with_catalog():
