@@ -3,9 +3,13 @@
 Defaults follow ST-Codecfake (paper and repo): 16 kHz audio cut (first samples) or repeat-padded
 to 64600 samples, Adam lr 5e-4 / weight decay 5e-4 / betas (0.9, 0.999) / eps 1e-8, learning
 rate halved every 10 epochs, 50 epochs, batch 24, cross-entropy, seed 688, and the checkpoint
-with the lowest dev loss kept as ``best.pt``.
+with the lowest dev loss kept as ``best.pt``. These defaults are the baselines'; other setups come
+as presets (:data:`PRESETS`), e.g. ``codec_taxonomy``: the codec-taxonomy model's training as its
+authors ran it (Adam lr 1e-6, weight decay 1e-4, constant lr, batch 8, 20 epochs, seed 1234,
+fine-tuned XLS-R 300m last layer, RawBoost algorithm 5, AUX-balanced sampling).
 
-A config is overridden, in this order, by a recipe's ``train:`` section
+A config is overridden, in this order, by a preset (``preset:`` in the recipe's ``train:`` section,
+or :meth:`TrainConfig.from_preset`), by the recipe's ``train:`` section
 (:func:`TrainConfig.from_recipe`) and then by explicit keyword overrides (the CLI flags), see
 :meth:`TrainConfig.replace`. It is stored in every checkpoint as a plain dict
 (:meth:`TrainConfig.to_dict`) so that checkpoints load with ``torch.load(weights_only=True)``.
@@ -18,8 +22,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-MODEL_NAMES = ("mel_lcnn", "aasist", "w2v2_aasist")
+MODEL_NAMES = ("mel_lcnn", "aasist", "w2v2_aasist", "taxonomy")
 DEFAULT_W2V2 = "facebook/wav2vec2-xls-r-300m"
+BALANCE_CHOICES = ("aux", "dec", "vq", "none")
+
+# Named bundles of settings a recipe or caller starts from (then overrides). Documented values:
+# codec_taxonomy follows the codec-taxonomy authors' train.py / train.sh (ResponsibleGenAI/
+# CodecFake-Source-Tracing, w2v2_aasist_baseline): Adam(lr 1e-6, weight decay 1e-4) with no lr
+# schedule (lr_gamma 1.0), batch 8, 20 epochs, seed 1234, XLS-R 300m fine-tuned and read at its
+# last (24th) layer, RawBoost algorithm 5, 64600 samples (first samples, repeat-padded),
+# AUX-balanced epochs, M1, task weights fixed and equal.
+PRESETS: dict[str, dict[str, Any]] = {
+    "codec_taxonomy": dict(
+        model="taxonomy", variant="M1", w2v2_finetune=True, w2v2_model=DEFAULT_W2V2, w2v2_layer=24,
+        lr=1e-6, weight_decay=1e-4, lr_gamma=1.0, batch_size=8, epochs=20, seed=1234, rawboost=5,
+        balance="aux", learnable_task_weights=False, num_samples=64600, random_crop=False,
+    ),
+}
 
 
 @dataclass
@@ -64,6 +83,13 @@ class TrainConfig:
     feature_cache_dir: str | None = None  # None: <out_dir>/feature_cache
     feature_dtype: str = "float16"
     cache_shard_size: int = 1024  # utterances per cache shard file
+    # augmentation (training only): RawBoost algorithm, 0 off, 1 LnL, 2 ISD, 5 LnL + ISD (train.rawboost)
+    rawboost: int = 0
+    # codec-taxonomy model (model="taxonomy"; see train.taxonomy)
+    variant: str = "M1"  # S_BIN S_AUX S_DEC S_VQ D_AUX D_DEC D_VQ M1 M2
+    w2v2_finetune: bool = False  # True: wav2vec 2.0 trained inside the model; False: frozen, feature cache
+    balance: str = "aux"  # epochs half real, half spoof split equally over aux | dec | vq classes; none: plain shuffle
+    learnable_task_weights: bool = False  # softmax(w) task weights trained with the model
     # model-specific extras (e.g. {"dropout": 0.7} for mel_lcnn); plain JSON values only
     model_kwargs: dict = field(default_factory=dict)
 
@@ -79,6 +105,17 @@ class TrainConfig:
             raise ValueError(f"w2v2_layer must be >= 1 (hidden_states[0] is the CNN output), got {self.w2v2_layer}")
         if self.feature_dtype not in ("float16", "float32"):
             raise ValueError(f"feature_dtype must be float16 or float32, got {self.feature_dtype!r}")
+        if self.rawboost not in (0, 1, 2, 5):
+            raise ValueError(f"rawboost must be 0 (off), 1, 2 or 5, got {self.rawboost!r}")
+        if self.balance not in BALANCE_CHOICES:
+            raise ValueError(f"balance must be one of {BALANCE_CHOICES}, got {self.balance!r}")
+        if self.model == "taxonomy":
+            from .taxonomy import VARIANTS
+
+            if self.variant not in VARIANTS:
+                raise ValueError(f"unknown taxonomy variant {self.variant!r}; expected one of {list(VARIANTS)}")
+        elif self.w2v2_finetune:
+            raise ValueError(f"w2v2_finetune is a taxonomy-model setting; {self.model} uses a frozen front end")
         self.betas = tuple(float(b) for b in self.betas)
         if self.classes is not None:
             self.classes = tuple(int(c) for c in self.classes)
@@ -90,6 +127,27 @@ class TrainConfig:
         if not self.out_dir:
             raise ValueError("out_dir (the run directory) is not set")
         return Path(self.out_dir)
+
+    @property
+    def uses_w2v2(self) -> bool:
+        return self.model in ("w2v2_aasist", "taxonomy")
+
+    @property
+    def uses_frozen_w2v2(self) -> bool:
+        """True when inputs are frozen W2V2 features (the feature cache), not waveforms."""
+        return self.model == "w2v2_aasist" or (self.model == "taxonomy" and not self.w2v2_finetune)
+
+    @property
+    def frontend_kind(self) -> str:
+        """``fine-tuned`` | ``frozen`` (W2V2 models) | ``none``: what every result should say."""
+        if not self.uses_w2v2:
+            return "none"
+        return "frozen" if self.uses_frozen_w2v2 else "fine-tuned"
+
+    @property
+    def run_name(self) -> str:
+        """Default run folder name: the model, plus the variant for the taxonomy model."""
+        return f"taxonomy_{self.variant}" if self.model == "taxonomy" else self.model
 
     @property
     def cache_dir(self) -> Path:
@@ -119,13 +177,22 @@ class TrainConfig:
         return TrainConfig.from_dict(data)
 
     @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "TrainConfig":
+        """The preset ``name`` (:data:`PRESETS`) with ``overrides`` applied (``None`` ignored)."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; known: {sorted(PRESETS)}")
+        return cls.from_dict(PRESETS[name]).replace(**overrides)
+
+    @classmethod
     def from_recipe(cls, path: str | Path, **overrides: Any) -> "TrainConfig":
         """Read the ``train:`` section of a YAML recipe, then apply ``overrides``.
 
         Like every stage, relative paths are taken from the recipe file's folder, and defaults
         follow the recipe's ``output_dir``: ``protocol_dir`` = ``<output_dir>/protocol`` and
-        ``out_dir`` = ``<output_dir>/runs/<model>``. A ``per_model:`` mapping (model name ->
-        settings) overrides the section for one model, e.g. fewer epochs for the slowest.
+        ``out_dir`` = ``<output_dir>/runs/<model>`` (``runs/taxonomy_<variant>`` for the taxonomy
+        model). A ``per_model:`` mapping (model name -> settings) overrides the section for one
+        model, e.g. fewer epochs for the slowest. ``preset: <name>`` starts the section from a
+        preset (:data:`PRESETS`): the section's own keys override it.
         """
         import yaml
 
@@ -139,6 +206,11 @@ class TrainConfig:
         if not isinstance(section, dict):
             raise ValueError(f"{path}: the 'train:' section must be a mapping")
         section = dict(section)
+        preset = section.pop("preset", None)
+        if preset is not None:
+            if preset not in PRESETS:
+                raise ValueError(f"{path}: train.preset: unknown preset {preset!r}; known: {sorted(PRESETS)}")
+            section = {**PRESETS[preset], **section}
         per_model = section.pop("per_model", None) or {}
         if not isinstance(per_model, dict):
             raise ValueError(f"{path}: train.per_model must map model names to settings")
@@ -162,7 +234,9 @@ class TrainConfig:
         if w2v2 and (str(w2v2).startswith((".", "/", "~")) or (base_dir / str(w2v2)).exists()):
             section["w2v2_model"] = rel(w2v2)
         section.setdefault("protocol_dir", str(root / "protocol"))
-        section.setdefault("out_dir", str(root / "runs" / model))
+        variant = overrides.get("variant") or section.get("variant") or cls.variant
+        run_name = f"taxonomy_{variant}" if model == "taxonomy" else model
+        section.setdefault("out_dir", str(root / "runs" / run_name))
         try:
             base = cls.from_dict(section)
         except (TypeError, ValueError) as exc:

@@ -7,6 +7,12 @@ Each item is decoded with soundfile (channels averaged), resampled to 16 kHz wit
 its FIRST ``num_samples`` samples (ST-Codecfake does this in training too), or repeat-padded
 (tiled) when shorter. ``random_crop=True`` takes a random window instead (training only), drawn
 from a generator seeded by ``(seed, epoch, index)`` so that runs, workers and resumes agree.
+``rawboost=5`` (training only) distorts each item with RawBoost (:mod:`train.rawboost`) after the
+crop and before repeat-padding, from a generator seeded the same way.
+
+Taxonomy training draws its epochs with :class:`TaxonomyBalancedSampler` (half real, half spoof,
+the spoof half split equally over the classes of one taxonomy column), see
+:func:`taxonomy_balanced_indices`.
 
 Bad files: the dataset checks every file's header at construction (``soundfile.info``, cheap);
 rows whose file is missing or unreadable are dropped with ONE warning listing them (kept in
@@ -161,6 +167,7 @@ class AudioDataset(Dataset):
         seed: int = 0,
         check: bool = True,
         name: str = "",
+        rawboost: int = 0,
     ):
         self.name = name or str(df.attrs.get("source_path", "<frame>"))
         paths = [str(p) for p in df["path"]]
@@ -177,6 +184,7 @@ class AudioDataset(Dataset):
                 listing = "\n".join(f"  {u}: {p}: {e}" for u, p, e in self.dropped[:50])
                 more = f"\n  ... and {len(self.dropped) - 50} more" if len(self.dropped) > 50 else ""
                 log.warning("%s: dropped %d unreadable file(s):\n%s%s", self.name, len(self.dropped), listing, more)
+        self.rows = np.flatnonzero(keep)  # positions of the kept rows in ``df``
         self.paths = [p for p, k in zip(paths, keep) if k]
         self.utt_ids = [u for u, k in zip(utt_ids, keep) if k]
         self.labels = [x for x, k in zip(labels, keep) if k]
@@ -187,6 +195,9 @@ class AudioDataset(Dataset):
         self.num_samples = int(num_samples)
         self.sample_rate = int(sample_rate)
         self.random_crop = bool(random_crop)
+        from .rawboost import check_algo
+
+        self.rawboost = check_algo(rawboost)
         self.seed = int(seed)
         self.epoch = 0
 
@@ -209,6 +220,14 @@ class AudioDataset(Dataset):
                         self.name, self.paths[i], type(exc).__name__, exc, i)
             return np.zeros(self.num_samples, dtype=np.float32), False
         rng = np.random.default_rng([self.seed, self.epoch, i]) if self.random_crop else None
+        if self.rawboost:
+            from .rawboost import rawboost
+
+            # crop first (cheaper than boosting a long file), boost, then repeat-pad
+            if wav.shape[0] > self.num_samples:
+                wav = fit_length(wav, self.num_samples, random_crop=self.random_crop, rng=rng)
+            boost_rng = np.random.default_rng([self.seed, self.epoch, i, 5])
+            wav = rawboost(wav, self.sample_rate, self.rawboost, boost_rng)
         return fit_length(wav, self.num_samples, random_crop=self.random_crop, rng=rng), True
 
     def __getitem__(self, i: int) -> dict:
@@ -240,14 +259,18 @@ def collate(items: list[dict]) -> dict:
 
 
 def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int = 0, epoch: int = 0,
-                num_workers: int = 0, pin_memory: bool = False) -> torch.utils.data.DataLoader:
-    """A DataLoader whose shuffle order depends only on ``(seed, epoch)`` (exact resumes)."""
+                num_workers: int = 0, pin_memory: bool = False,
+                sampler: torch.utils.data.Sampler | None = None) -> torch.utils.data.DataLoader:
+    """A DataLoader whose shuffle order depends only on ``(seed, epoch)`` (exact resumes).
+
+    ``sampler`` (e.g. a :class:`TaxonomyBalancedSampler`) replaces the shuffle when given."""
     gen = torch.Generator()
     gen.manual_seed(int(seed) * 100003 + int(epoch))
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle if sampler is None else False,
+        sampler=sampler,
         generator=gen,
         num_workers=num_workers,
         collate_fn=collate,
@@ -255,3 +278,78 @@ def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int =
         drop_last=False,
         persistent_workers=False,
     )
+
+
+# ---------------------------------------------------------------- taxonomy-balanced sampling
+def _cycled(pool: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` items of ``pool``: whole random permutations end to end, so every item is drawn once
+    before any is drawn twice."""
+    if k <= 0 or len(pool) == 0:
+        return np.zeros(0, dtype=np.int64)
+    reps = -(-k // len(pool))
+    return np.concatenate([rng.permutation(pool) for _ in range(reps)])[:k].astype(np.int64)
+
+
+def taxonomy_balanced_indices(is_fake: Sequence[bool], group: Sequence[int], num_samples: int,
+                              rng: np.random.Generator) -> np.ndarray:
+    """``num_samples`` dataset positions: half real rows, half spoof rows, the spoof half split
+    equally over the known classes of ``group`` (a taxonomy target per row, -1 = unknown).
+
+    - Spoofs whose group is unknown keep their natural share of the spoof half
+      (``n_unknown / n_spoof``), so they are used without taking a class's place; the rest of the
+      half is split equally over the classes present (a remainder of r draws goes one each to r
+      classes picked at random).
+    - With no real rows (or no spoof rows) the other side takes all draws.
+    - Within each class rows are drawn as whole permutations (every row once before any twice).
+
+    The result is shuffled. Deterministic given ``rng``.
+    """
+    fake = np.asarray(is_fake, dtype=bool)
+    group = np.asarray(group, dtype=np.int64)
+    if fake.shape != group.shape:
+        raise ValueError(f"is_fake {fake.shape} and group {group.shape} differ in shape")
+    if len(fake) == 0:
+        raise ValueError("no rows to sample from")
+    real_pool = np.flatnonzero(~fake)
+    spoof = np.flatnonzero(fake)
+    n = int(num_samples)
+    if len(real_pool) == 0:
+        n_real = 0
+    elif len(spoof) == 0:
+        n_real = n
+    else:
+        n_real = n // 2
+    n_spoof = n - n_real
+    picks = [_cycled(real_pool, n_real, rng)]
+    if n_spoof:
+        unknown = spoof[group[spoof] < 0]
+        classes = sorted(set(group[spoof][group[spoof] >= 0].tolist()))
+        n_unknown = int(round(n_spoof * len(unknown) / len(spoof))) if classes else n_spoof
+        picks.append(_cycled(unknown, n_unknown, rng))
+        if classes:
+            left = n_spoof - n_unknown
+            share = np.full(len(classes), left // len(classes), dtype=np.int64)
+            share[rng.permutation(len(classes))[: left % len(classes)]] += 1
+            for c, k in zip(classes, share):
+                picks.append(_cycled(spoof[group[spoof] == c], int(k), rng))
+    out = np.concatenate(picks)
+    return out[rng.permutation(len(out))]
+
+
+class TaxonomyBalancedSampler(torch.utils.data.Sampler):
+    """Indices of one epoch from :func:`taxonomy_balanced_indices`, seeded by ``(seed, epoch)``
+    (exact resumes). ``num_samples`` defaults to the dataset's length."""
+
+    def __init__(self, is_fake: Sequence[bool], group: Sequence[int], *, seed: int = 0, epoch: int = 0,
+                 num_samples: int | None = None):
+        self.is_fake = np.asarray(is_fake, dtype=bool)
+        self.group = np.asarray(group, dtype=np.int64)
+        self.num_samples = int(num_samples) if num_samples is not None else len(self.is_fake)
+        self.indices = taxonomy_balanced_indices(self.is_fake, self.group, self.num_samples,
+                                                 np.random.default_rng([int(seed), int(epoch), 20]))
+
+    def __iter__(self):
+        return iter(self.indices.tolist())
+
+    def __len__(self) -> int:
+        return len(self.indices)

@@ -7,9 +7,20 @@
 
 Evaluation always takes the FIRST ``config.num_samples`` samples (repeat-padded when shorter).
 Rows whose audio cannot be read are left out of the result with a warning naming each file, so
-``preds.utt_ids`` says which rows were scored. For ``w2v2_aasist`` the frozen front end is loaded
-from ``config.w2v2_model`` (offline) and features go through the run's feature cache
-(``config.feature_cache_dir``), so scoring the same rows twice runs the front end once.
+``preds.utt_ids`` says which rows were scored. For frozen W2V2 front ends (``w2v2_aasist``, a
+frozen taxonomy model) the front end is loaded from ``config.w2v2_model`` (offline) and features
+go through the run's feature cache (``config.feature_cache_dir``), so scoring the same rows twice
+runs the front end once.
+
+Taxonomy runs (``model="taxonomy"``) are scored with :func:`predict_taxonomy`::
+
+    model, config, _ = load_trained("runs/taxonomy_M1")
+    tp = predict_taxonomy(model, config, df)
+    tp.probs["aux"]   # (N, 4) softmax of the AUX head, columns TASK_CLASSES["aux"]
+    tp.p_spoof        # (N,) P(spoof) (BIN head, or the M2 formula), see train.taxonomy
+    tp.targets["vq"]  # (N,) the rows' true classes (-1 unknown), from the manifest columns
+    tp.to_frame()     # one row per utterance: utt_id, label, codec, p_<task>_<class>, pred_<task>,
+                      # true_<task>, p_spoof, p_bonafide; attrs: variant, tasks, frontend
 """
 from __future__ import annotations
 
@@ -24,7 +35,7 @@ import torch
 
 from .config import TrainConfig
 from .data import AudioDataset, make_loader
-from .models import WAVEFORM_MODELS
+from .taxonomy import TASK_CLASSES, TASKS, spoof_probability, task_probabilities, task_targets
 from .trainer import load_checkpoint, model_for
 
 log = logging.getLogger(__name__)
@@ -59,7 +70,7 @@ def load_trained(run_dir_or_checkpoint: str | os.PathLike, device: str = "cpu") 
     ck = load_checkpoint(p, device)
     config = TrainConfig.from_dict(ck["config"])
     classes = [int(x) for x in ck["classes"]]
-    model = model_for(config, len(classes), ck.get("ssl_dim"))
+    model = model_for(config, len(classes), ck.get("ssl_dim"), pretrained=False)
     model.load_state_dict(ck["model"])
     model.to(device).eval()
     return model, config, classes
@@ -72,6 +83,19 @@ def predict(model: torch.nn.Module, config: TrainConfig, df: pd.DataFrame, batch
     classes = [int(x) for x in (config.classes or [])]
     if not classes:
         raise ValueError("config.classes is empty: use the config returned by load_trained")
+    ds, keep, logits, embs = _forward_rows(model, config, df, classes, batch_size, device, num_workers)
+    return Predictions(
+        utt_ids=[ds.utt_ids[i] for i in keep],
+        labels=np.asarray([ds.labels[i] for i in keep], dtype=np.int64),
+        logits=logits,
+        embeddings=embs,
+        classes=classes,
+    )
+
+
+def _forward_rows(model: torch.nn.Module, config: TrainConfig, df: pd.DataFrame, classes: list[int], batch_size: int,
+                  device: str, num_workers: int):
+    """``(dataset, kept positions, logits (N, C), embeddings (N, D))`` of the ok rows of ``df``."""
     if "status" in df.columns:
         df = df[df["status"] == "ok"]
     df = df.reset_index(drop=True)
@@ -79,7 +103,7 @@ def predict(model: torch.nn.Module, config: TrainConfig, df: pd.DataFrame, batch
                       name=str(df.attrs.get("source_path", "predict")))
     inputs = lambda b: b["wav"]  # noqa: E731
     data = ds
-    if config.model not in WAVEFORM_MODELS:
+    if config.uses_frozen_w2v2:
         from .features import CachedFeatureDataset, FeatureCache, cache_identity, ensure_features, load_frontend
 
         fe = load_frontend(config.w2v2_model, config.w2v2_layer, config.w2v2_normalize, device)
@@ -106,10 +130,75 @@ def predict(model: torch.nn.Module, config: TrainConfig, df: pd.DataFrame, batch
         log.warning("predict: %d row(s) left out, their audio failed to decode: %s", len(failed),
                     ", ".join(ds.paths[i] for i in failed[:20]))
     emb_dim = int(getattr(model, "embedding_dim", 0))
-    return Predictions(
-        utt_ids=[ds.utt_ids[i] for i in keep],
-        labels=np.asarray([ds.labels[i] for i in keep], dtype=np.int64),
-        logits=torch.cat(logits).numpy() if logits else np.zeros((0, len(classes)), np.float32),
-        embeddings=torch.cat(embs).numpy() if embs else np.zeros((0, emb_dim), np.float32),
-        classes=classes,
+    n_out = sum(getattr(model, "task_sizes", [])) or len(classes)
+    return (ds, keep,
+            torch.cat(logits).numpy() if logits else np.zeros((0, n_out), np.float32),
+            torch.cat(embs).numpy() if embs else np.zeros((0, emb_dim), np.float32))
+
+
+@dataclass
+class TaxonomyPredictions:
+    """Scores of N rows by a taxonomy model.
+
+    ``probs[task] (N, C_task)``: softmax of each head (columns in ``TASK_CLASSES[task]`` order:
+    bin = spoof, bonafide; taxonomy heads REAL first). ``p_spoof (N,)``: P(spoof) from
+    :func:`train.taxonomy.spoof_probability` (BIN head, or M2's ``(a*d*q)^(1/3)``).
+    ``targets[task] (N,)``: the rows' true class per task for all four tasks, -1 unknown.
+    ``rows``: the scored protocol rows (same order). ``embeddings (N, 160 * n_tasks)``.
+    """
+
+    utt_ids: list[str]
+    rows: pd.DataFrame
+    probs: dict[str, np.ndarray]
+    p_spoof: np.ndarray
+    targets: dict[str, np.ndarray]
+    embeddings: np.ndarray
+    variant: str
+    tasks: tuple[str, ...]
+    frontend: str
+
+    def __len__(self) -> int:
+        return len(self.utt_ids)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per utterance: ``utt_id``, ``label``, ``codec``, ``is_fake``, then per head
+        ``p_<task>_<class>``, ``pred_<task>`` (class name), ``true_<task>`` (class name, '' if
+        unknown) and last ``p_spoof``, ``p_bonafide``. ``attrs``: variant, tasks, frontend."""
+        out = pd.DataFrame({"utt_id": self.utt_ids})
+        for col in ("label", "codec", "is_fake"):
+            if col in self.rows.columns:
+                out[col] = self.rows[col].to_numpy()
+        for task in self.tasks:
+            names = TASK_CLASSES[task]
+            for k, name in enumerate(names):
+                out[f"p_{task}_{name}"] = self.probs[task][:, k]
+            out[f"pred_{task}"] = [names[i] for i in self.probs[task].argmax(axis=1)]
+            out[f"true_{task}"] = [names[i] if i >= 0 else "" for i in self.targets[task]]
+        out["p_spoof"] = self.p_spoof
+        out["p_bonafide"] = 1.0 - self.p_spoof
+        out.attrs.update(variant=self.variant, tasks=list(self.tasks), frontend=self.frontend)
+        return out
+
+
+@torch.no_grad()
+def predict_taxonomy(model: torch.nn.Module, config: TrainConfig, df: pd.DataFrame, batch_size: int = 32,
+                     device: str = "cpu", num_workers: int = 0) -> TaxonomyPredictions:
+    """Per-task probabilities, P(spoof) and true targets of the ``status == "ok"`` rows of ``df``.
+
+    ``df`` needs ``is_fake`` and the ``aux`` / ``decoder`` / ``vq`` columns (every protocol has
+    them). Rows whose audio cannot be decoded are left out, as in :func:`predict`."""
+    if config.model != "taxonomy":
+        raise ValueError(f"predict_taxonomy needs a taxonomy run, got a {config.model} run (use predict)")
+    if "status" in df.columns:
+        df = df[df["status"] == "ok"]
+    df = df.reset_index(drop=True)
+    classes = [int(x) for x in (config.classes or [])]
+    ds, keep, logits, embs = _forward_rows(model, config, df, classes, batch_size, device, num_workers)
+    rows = df.iloc[ds.rows[keep]].reset_index(drop=True)
+    parts = dict(zip(model.tasks, np.split(logits, np.cumsum(model.task_sizes)[:-1], axis=1)))
+    probs = task_probabilities(parts)
+    return TaxonomyPredictions(
+        utt_ids=[ds.utt_ids[i] for i in keep], rows=rows, probs=probs, p_spoof=spoof_probability(probs),
+        targets=task_targets(rows, TASKS), embeddings=embs, variant=config.variant, tasks=tuple(model.tasks),
+        frontend=config.frontend_kind,
     )

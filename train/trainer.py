@@ -7,7 +7,7 @@ Run directory layout::
     <out_dir>/best.pt          checkpoint of the epoch with the lowest dev loss
     <out_dir>/metrics.jsonl    one JSON record per line: type "features" | "step" | "epoch"
     <out_dir>/metrics.csv      the "epoch" records as a table
-    <out_dir>/feature_cache/   W2V2 features (only for w2v2_aasist, unless feature_cache_dir is set)
+    <out_dir>/feature_cache/   W2V2 features (frozen front ends only, unless feature_cache_dir is set)
     <out_dir>/tensorboard/     only with tensorboard=True and the tensorboard package installed
 
 A checkpoint is a dict of plain values and tensors, read with ``torch.load(weights_only=True)``:
@@ -15,7 +15,14 @@ A checkpoint is a dict of plain values and tensors, read with ``torch.load(weigh
 ``epoch`` (epochs completed), ``step`` (optimizer steps taken), ``best_metric`` (lowest dev loss so
 far), ``best_epoch``, ``metric_name`` ("dev_loss"), ``config`` (``TrainConfig.to_dict()``),
 ``classes`` (ST labels in logit order), ``embedding_dim``, ``ssl_dim`` (W2V2 hidden size or None),
-``ncst_version``.
+``ncst_version``; taxonomy runs add ``variant``, ``tasks`` (heads in logit order) and ``frontend``
+("fine-tuned" | "frozen").
+
+The taxonomy model (``model="taxonomy"``, :mod:`train.taxonomy`) trains on EVERY ``ok`` row,
+whatever its ST label: its targets come from ``is_fake`` and the taxonomy columns, the loss is
+its multi-task :class:`~train.taxonomy.TaxonomyLoss` (unknown taxonomy masked per task), epochs
+are drawn by :class:`~train.data.TaxonomyBalancedSampler` (``balance``), and the dev record has
+per-task weighted F1 (``dev_f1_<task>``) and the bona fide vs spoof EER (``dev_eer``).
 
 Exact resumes: every epoch re-seeds torch/numpy/random from ``(seed, epoch)`` and shuffles with a
 generator seeded the same way, so a run of 2 epochs equals a run of 1 epoch resumed for 1 more.
@@ -33,6 +40,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -40,8 +48,9 @@ from manifests import NCST_VERSION
 from manifests.atomic import atomic_path
 
 from .config import TrainConfig
-from .data import AudioDataset, default_classes, make_loader, protocol_path, read_protocol
-from .models import WAVEFORM_MODELS, build_model
+from .data import AudioDataset, TaxonomyBalancedSampler, default_classes, make_loader, protocol_path, read_protocol
+from .models import build_model
+from .taxonomy import BIN_SPOOF, TASKS, task_probabilities, task_targets, taxonomy_metrics
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +92,22 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> dict:
     return ck
 
 
-def model_for(config: TrainConfig, n_classes: int, ssl_dim: int | None = None) -> torch.nn.Module:
-    """The model a config describes (fresh weights)."""
+def model_for(config: TrainConfig, n_classes: int, ssl_dim: int | None = None, *, pretrained: bool = True) -> torch.nn.Module:
+    """The model a config describes (fresh weights; a fine-tuned taxonomy model's wav2vec 2.0
+    starts from its pretrained weights, or from its config only with ``pretrained=False``, for
+    loading a checkpoint over it)."""
     kwargs = dict(config.model_kwargs)
     if config.model == "w2v2_aasist":
+        kwargs["ssl_dim"] = int(ssl_dim or 1024)
+    if config.model == "taxonomy":
+        kwargs.update(variant=config.variant, learnable_task_weights=config.learnable_task_weights)
+        if config.w2v2_finetune:
+            from .models.taxonomy import TrainableW2V2
+
+            fe = TrainableW2V2.from_pretrained(config.w2v2_model, config.w2v2_layer, normalize=config.w2v2_normalize,
+                                               weights=pretrained)
+            kwargs["frontend"] = fe
+            ssl_dim = fe.hidden_size
         kwargs["ssl_dim"] = int(ssl_dim or 1024)
     return build_model(config.model, n_classes, num_samples=config.num_samples, sample_rate=config.sample_rate, **kwargs)
 
@@ -117,6 +138,41 @@ def evaluate(model: torch.nn.Module, loader, inputs: Callable[[dict], torch.Tens
     return {"loss": total / n, "acc": float((p == t).mean()), "macro_f1": float(f1), "n": n}
 
 
+@torch.no_grad()
+def evaluate_taxonomy(model: torch.nn.Module, loader, inputs: Callable[[dict], torch.Tensor], device: str,
+                      targets: dict[str, np.ndarray]) -> dict:
+    """Multi-task loss (mean over batches, weighted by batch size), ``f1_<task>`` / ``acc_<task>``
+    per head and ``eer`` (bona fide vs spoof) over the ``ok`` items. ``targets``: per task, by
+    dataset position."""
+    model.eval()
+    total, n_loss, n = 0.0, 0, 0
+    logits_all: dict[str, list[torch.Tensor]] = {t: [] for t in model.tasks}
+    index_all = []
+    for batch in loader:
+        keep = batch["ok"]
+        if not keep.any():
+            continue
+        x = inputs(batch)
+        x = x[keep.to(x.device)].to(device)
+        idx = batch["index"][keep]
+        logits = model.split(model(x)[0])
+        loss, _ = model.criterion(logits, {t: torch.from_numpy(targets[t][idx.numpy()]) for t in model.tasks})
+        if loss is not None:
+            total += float(loss) * int(idx.numel())
+            n_loss += int(idx.numel())
+        for t in model.tasks:
+            logits_all[t].append(logits[t].float().cpu())
+        index_all.append(idx)
+        n += int(idx.numel())
+    if n == 0:
+        return {"loss": float("nan"), "n": 0}
+    idx = torch.cat(index_all).numpy()
+    probs = task_probabilities({t: torch.cat(v) for t, v in logits_all.items()})
+    out = {"loss": total / n_loss if n_loss else float("nan"), "n": n}
+    out.update(taxonomy_metrics(probs, {t: targets[t][idx] for t in TASKS}))
+    return out
+
+
 # ------------------------------------------------------------------ data for a config
 def _limited(df, limit: int | None, seed: int):
     """At most ``limit`` rows, a seeded random sample in protocol order (so every class can appear)."""
@@ -133,7 +189,13 @@ class _Data:
     def __init__(self, config: TrainConfig, classes: list[int] | None, device: str, metrics_log=None):
         c = config
         self.train_df = _limited(read_protocol(c.protocol_dir, c.train_subset), c.limit, c.seed)
-        self.classes = list(classes) if classes is not None else default_classes(self.train_df)
+        taxonomy = c.model == "taxonomy"
+        if classes is not None:
+            self.classes = list(classes)
+        elif taxonomy:  # kept for reference only: the taxonomy model does not use ST labels
+            self.classes = sorted(int(x) for x in pd.unique(self.train_df["label"]) if int(x) >= 0)
+        else:
+            self.classes = default_classes(self.train_df)
         self.dev_df = None
         if c.dev_subset and protocol_path(c.protocol_dir, c.dev_subset).exists():
             self.dev_df = _limited(read_protocol(c.protocol_dir, c.dev_subset), c.limit, c.seed)
@@ -141,30 +203,44 @@ class _Data:
             log.warning("no dev protocol %s: best.pt will track the training loss",
                         protocol_path(c.protocol_dir, c.dev_subset or "<none>"))
         common = dict(num_samples=c.num_samples, sample_rate=c.sample_rate, seed=c.seed)
-        self.train = AudioDataset(self.train_df, self.classes, random_crop=c.random_crop, name=f"{c.train_subset}", **common)
+        self.train = AudioDataset(self.train_df, self.classes, random_crop=c.random_crop, rawboost=c.rawboost,
+                                  name=f"{c.train_subset}", **common)
         self.dev = AudioDataset(self.dev_df, self.classes, name=f"{c.dev_subset}", **common) if self.dev_df is not None else None
         for ds in (self.train, self.dev):
-            if ds is not None:
+            if ds is not None and not taxonomy:
                 outside = sorted({lab for lab, t in zip(ds.labels, ds.targets) if t < 0})
                 if outside:
                     log.warning("%s: rows with labels %s are not among classes %s and are left out", ds.name, outside, self.classes)
         if len(self.train) == 0:
             raise ValueError(f"no usable training rows in {protocol_path(c.protocol_dir, c.train_subset)}")
+        # per-task targets by dataset position (taxonomy model): every kept row, ST label or not
+        self.train_targets = self.dev_targets = None
+        if taxonomy:
+            self.train_targets = {t: v[self.train.rows] for t, v in task_targets(self.train_df).items()}
+            if self.dev is not None:
+                self.dev_targets = {t: v[self.dev.rows] for t, v in task_targets(self.dev_df).items()}
         self.train_set, self.dev_set = self.train, self.dev
         self.frontend = None
         self.ssl_dim = None
         self.inputs: Callable[[dict], torch.Tensor] = lambda b: b["wav"]
-        if c.model not in WAVEFORM_MODELS:
+        if c.uses_frozen_w2v2:
             self._setup_w2v2(c, device, metrics_log)
+
+    def sampler(self, c: TrainConfig, epoch: int):
+        """The taxonomy-balanced sampler of ``epoch``, or None (plain seeded shuffle)."""
+        if self.train_targets is None or c.balance == "none":
+            return None
+        return TaxonomyBalancedSampler(self.train_targets["bin"] == BIN_SPOOF, self.train_targets[c.balance],
+                                       seed=c.seed, epoch=epoch)
 
     def _setup_w2v2(self, c: TrainConfig, device: str, metrics_log) -> None:
         from .features import CachedFeatureDataset, FeatureCache, cache_identity, ensure_features, load_frontend
 
         fe = load_frontend(c.w2v2_model, c.w2v2_layer, c.w2v2_normalize, device)
         self.frontend, self.ssl_dim = fe, fe.hidden_size
-        if c.random_crop:
-            log.warning("random_crop with w2v2_aasist: features change every epoch, so the feature cache is off "
-                        "and the front end runs on every batch")
+        if c.random_crop or c.rawboost:
+            log.warning("random_crop or rawboost with a frozen W2V2 front end: features change every epoch, so the "
+                        "feature cache is off and the front end runs on every batch")
             self.inputs = lambda b: fe(b["wav"].to(device))
             return
         cache = FeatureCache(c.cache_dir, cache_identity(fe, sample_rate=c.sample_rate, num_samples=c.num_samples),
@@ -250,13 +326,16 @@ def train(config: TrainConfig) -> Path:
         ck = load_checkpoint(last_path, device)
         if ck["model_name"] != c.model:
             raise ValueError(f"{last_path}: checkpoint is a {ck['model_name']} run, config asks for {c.model}")
+        if c.model == "taxonomy" and ck.get("variant") != c.variant:
+            raise ValueError(f"{last_path}: checkpoint is a taxonomy {ck.get('variant')} run, config asks for {c.variant}")
     elif c.resume:
         log.warning("resume requested but %s has no last.pt: starting a fresh run", run_dir)
 
     # absolute paths in the stored config, so that predict() works from any working directory
     c = c.replace(protocol_dir=str(Path(c.protocol_dir).resolve()), out_dir=str(run_dir.resolve()))
-    if c.model not in WAVEFORM_MODELS:
+    if c.uses_frozen_w2v2:
         c = c.replace(feature_cache_dir=str(Path(c.feature_cache_dir or run_dir / "feature_cache").resolve()))
+    if c.uses_w2v2:
         if Path(c.w2v2_model).expanduser().is_dir():
             c = c.replace(w2v2_model=str(Path(c.w2v2_model).expanduser().resolve()))
     start_epoch = int(ck["epoch"]) if ck else 0
@@ -267,6 +346,7 @@ def train(config: TrainConfig) -> Path:
     c = c.replace(classes=classes)
     c.save_json(run_dir / "config.json")
     n_classes = len(classes)
+    taxonomy = c.model == "taxonomy"
 
     seed_everything(c.seed)
     model = model_for(c, n_classes, data.ssl_dim).to(device)
@@ -287,6 +367,7 @@ def train(config: TrainConfig) -> Path:
             "step": step, "best_metric": best_metric, "best_epoch": best_epoch, "metric_name": "dev_loss",
             "config": c.to_dict(), "classes": list(classes), "embedding_dim": int(model.embedding_dim),
             "ssl_dim": data.ssl_dim, "ncst_version": NCST_VERSION,
+            **({"variant": c.variant, "tasks": list(model.tasks), "frontend": c.frontend_kind} if taxonomy else {}),
         }
 
     eval_bs = c.eval_batch_size or c.batch_size
@@ -296,7 +377,7 @@ def train(config: TrainConfig) -> Path:
         seed_everything(epoch_seed(c.seed, epoch))
         data.train.set_epoch(epoch)
         loader = make_loader(data.train_set, batch_size=c.batch_size, shuffle=True, seed=c.seed, epoch=epoch,
-                             num_workers=c.num_workers, pin_memory=pin)
+                             num_workers=c.num_workers, pin_memory=pin, sampler=data.sampler(c, epoch))
         n_steps = len(loader) if c.max_steps_per_epoch is None else min(len(loader), c.max_steps_per_epoch)
         it = loader
         if c.progress:
@@ -306,37 +387,59 @@ def train(config: TrainConfig) -> Path:
         model.train()
         lr = optimizer.param_groups[0]["lr"]
         loss_sum, correct, seen, done = 0.0, 0, 0, 0
+        task_sums = {t: [0.0, 0] for t in (model.tasks if taxonomy else ())}
         for batch in it:
             if done >= n_steps:
                 break
             done += 1
-            keep = batch["ok"] & (batch["target"] >= 0)
+            # the taxonomy model learns from every decodable row; the ST classifiers from rows of their classes
+            keep = batch["ok"] if taxonomy else batch["ok"] & (batch["target"] >= 0)
             if not keep.any():
                 continue
             x = data.inputs(batch)
             x = x[keep.to(x.device)].to(device, non_blocking=pin)
-            y = batch["target"][keep].to(device, non_blocking=pin)
             logits, _ = model(x)
-            loss = F.cross_entropy(logits, y)
+            if taxonomy:
+                idx = batch["index"][keep].numpy()
+                tg = {t: torch.from_numpy(data.train_targets[t][idx]).to(device) for t in model.tasks}
+                loss, parts = model.criterion(model.split(logits), tg)
+                if loss is None:  # no known target on any task in this batch
+                    continue
+                n_items = int(idx.size)
+                for t, (lt, nt) in parts.items():
+                    if lt is not None:
+                        task_sums[t][0] += float(lt.detach()) * nt
+                        task_sums[t][1] += nt
+            else:
+                y = batch["target"][keep].to(device, non_blocking=pin)
+                loss = F.cross_entropy(logits, y)
+                n_items = int(y.numel())
+                correct += int((logits.detach().argmax(1) == y).sum())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
             bl = float(loss.detach())
-            loss_sum += bl * y.numel()
-            correct += int((logits.detach().argmax(1) == y).sum())
-            seen += int(y.numel())
+            loss_sum += bl * n_items
+            seen += n_items
             if c.progress:
                 it.set_postfix(loss=f"{bl:.4f}")
             if c.log_every and step % c.log_every == 0:
                 metrics({"type": "step", "epoch": epoch + 1, "step": step, "loss": bl, "lr": lr})
         scheduler.step()
         train_loss = loss_sum / seen if seen else float("nan")
-        record = {"type": "epoch", "epoch": epoch + 1, "step": step, "lr": lr, "train_loss": train_loss,
-                  "train_acc": correct / seen if seen else float("nan"), "train_n": seen}
+        record = {"type": "epoch", "epoch": epoch + 1, "step": step, "lr": lr, "train_loss": train_loss, "train_n": seen}
+        if taxonomy:
+            record.update({f"train_loss_{t}": (a / b if b else float("nan")) for t, (a, b) in task_sums.items()})
+            record.update({f"task_weight_{t}": float(w) for t, w in zip(model.tasks, model.criterion.task_weights().detach().cpu())})
+        else:
+            record["train_acc"] = correct / seen if seen else float("nan")
         if data.dev_set is not None:
             dev_loader = make_loader(data.dev_set, batch_size=eval_bs, shuffle=False, num_workers=c.num_workers, pin_memory=pin)
-            dev = evaluate(model, dev_loader, data.inputs, device, n_classes)
+            if taxonomy:
+                dev = evaluate_taxonomy(model, dev_loader, data.inputs, device, data.dev_targets)
+            else:
+                dev = evaluate(model, dev_loader, data.inputs, device, n_classes)
             record.update({f"dev_{k}": v for k, v in dev.items()})
             metric = dev["loss"]
         else:
