@@ -225,15 +225,21 @@ def make_codecfake(root: Path) -> Path:
     wav(root / "dev" / "F02_p226_001.wav", k); k += 1
     lines(root / "label" / "dev.txt", ["p226_001.wav real 0", "F02_p226_001.wav fake F02", "F03_gone.wav fake F03",
                                        "F01_p226_001.wav maybe F01"])
-    for c in ("C1", "C7"):
+    # Test sets with the published names: C1-C6 fakes keep their F0n_ prefix, configuration and ALM
+    # fakes their C3-2_ / L1_ prefix.
+    for c, tag in (("C1", "F01"), ("C7", "C7")):
         wav(root / "test" / c / "p227_001.wav", k); k += 1
-        wav(root / "test" / c / f"{c}_p227_001.wav", k); k += 1
-        lines(root / "label" / f"{c}.txt", ["p227_001.wav real", f"{c}_p227_001.wav fake"])
-    wav(root / "test" / "C3-2" / "x_p227_001.wav", k); k += 1
-    lines(root / "label" / "C3-2.txt", ["x_p227_001.wav fake"])
-    wav(root / "test" / "A1" / "a1_0.wav", k); k += 1
+        wav(root / "test" / c / f"{tag}_p227_001.wav", k); k += 1
+        lines(root / "label" / f"{c}.txt", ["p227_001.wav real", f"{tag}_p227_001.wav fake"])
+    wav(root / "test" / "C3-2" / "C3-2_SSB00050001.wav", k); k += 1
+    lines(root / "label" / "C3-2.txt", ["C3-2_SSB00050001.wav fake"])
+    # ALM sets under both of their names: label L1 (result files) with folder A1 (README); A2 as in the README.
+    wav(root / "test" / "A1" / "p228_028.wav", k); k += 1
+    wav(root / "test" / "A1" / "L1_p275_117.wav", k); k += 1
     wav(root / "test" / "A1" / "stray.wav", k); k += 1
-    lines(root / "label" / "A1.txt", ["a1_0.wav fake"])
+    lines(root / "label" / "L1.txt", ["p228_028.wav real", "L1_p275_117.wav fake"])
+    wav(root / "test" / "A2" / "L2_p351_400.wav", k); k += 1
+    lines(root / "label" / "A2.txt", ["L2_p351_400.wav fake"])
     return root
 
 
@@ -244,16 +250,33 @@ def test_codecfake_replica(tmp_path):
     assert ok.loc["codecfake-train-F02_p225_001", "label"] == 2
     assert ok.loc["codecfake-train-F01_SSB00050001", "codec"] == "SoundStream"
     assert ok.loc["codecfake-train-F02_p225_001", "source_utt_id"] == "codecfake-train-p225_001"
-    assert (ok.loc["codecfake-C1-C1_p227_001", ["subset", "condition", "label"]].tolist() == ["eval_id", "C1", 11])
+    assert (ok.loc["codecfake-C1-F01_p227_001", ["subset", "condition", "label"]].tolist() == ["eval_id", "C1", 11])
     assert ok.loc["codecfake-C7-C7_p227_001", "subset"] == "eval_ood" and ok.loc["codecfake-C7-C7_p227_001", "label"] == 9
-    assert ok.loc["codecfake-C3-2-x_p227_001", "subset"] == "diff_config" and ok.loc["codecfake-C3-2-x_p227_001", "label"] == 3
-    a1 = ok.loc["codecfake-A1-a1_0"]
-    assert (a1["subset"], a1["label"], bool(a1["is_fake"])) == ("alm", -1, True)
     bad = df[df["status"] == "failed"].set_index("utt_id")["error"]
     assert "dev.txt line 3" in bad["codecfake-dev-F03_gone"] and "missing" in bad["codecfake-dev-F03_gone"]
     assert "dev.txt line 4" in bad["codecfake-dev-F01_p226_001"] and "unknown label 'maybe'" in bad["codecfake-dev-F01_p226_001"]
     assert "not listed in" in bad["codecfake-A1-stray"]
-    assert len(df) == 14 + 4 + 4 + 1 + 2
+    assert len(df) == 14 + 4 + 4 + 1 + 3 + 1 and len(bad) == 3
+
+
+def test_codecfake_published_set_names_and_prefixes(tmp_path):
+    """ALM sets named L1 (result files) or A1 (README); C3-2_ / L1_ prefixes give source, speaker, language."""
+    df = prepare_codecfake(make_codecfake(tmp_path / "cf"))
+    ok = df[df["status"] == "ok"].set_index("utt_id")
+    cfg = ok.loc["codecfake-C3-2-C3-2_SSB00050001"]
+    assert (cfg["subset"], cfg["condition"], cfg["label"], cfg["variant"]) == ("diff_config", "C3-2", 3, "funcodec_16k_ds640_6kbps")
+    assert (cfg["speaker"], cfg["language"], cfg["source_utt_id"]) == ("SSB0005", "zh", "codecfake-C3-2-SSB00050001")
+    l1 = ok.loc["codecfake-A1-L1_p275_117"]
+    assert (l1["subset"], l1["condition"], l1["label"], bool(l1["is_fake"])) == ("alm", "A1", -1, True)
+    assert (l1["speaker"], l1["language"], l1["source_utt_id"]) == ("p275", "en", "codecfake-A1-p275_117")
+    assert json.loads(l1["extra"])["set"] == "L1"
+    assert not ok.loc["codecfake-A1-p228_028", "is_fake"]
+    a2 = ok.loc["codecfake-A2-L2_p351_400"]
+    assert (a2["condition"], a2["speaker"], a2["label_name"]) == ("A2", "p351", "A2") and "set" not in json.loads(a2["extra"])
+    warnings = "\n".join(df.attrs["warnings"])
+    assert "L1.txt: audio read from test/A1/" in warnings
+    assert "A3.txt or" in warnings and "L3.txt not found: set A3 has no rows" in warnings
+    assert "A1.txt" not in warnings.replace("test/A1/", "")  # L1 stands for A1
 
 
 def make_cfp(root: Path) -> Path:
