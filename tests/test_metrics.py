@@ -110,3 +110,77 @@ def test_f1_hand_computed_and_missing_class():
     assert M.binary_f1([1, 1], [0, 0]) == 0.0
     with pytest.raises(ValueError, match="empty"):
         M.f1_scores([], [])
+
+
+# EER conventions on tied scores, hand-computed. "anchor": sort ascending, positives before
+# negatives among ties; operating point k rejects the first k; EER = (FNR + FPR) / 2 where
+# |FNR - FPR| is smallest (first such k).
+def test_eer_conventions_on_a_tie_hand_computed():
+    # Y_TIE / S_TIE sorted: .1(neg) .5(pos) .5(neg) .9(pos); k = 0..4:
+    # FNR 0 0 .5 .5 1, FPR 1 .5 .5 0 0 -> k = 2: (.5 + .5) / 2 = .5. Interpolated: .25.
+    assert M.eer(Y_TIE, S_TIE, "anchor") == pytest.approx(0.5)
+    assert M.eer(Y_TIE, S_TIE, "interpolated") == pytest.approx(0.25)
+    assert M.eer(Y_TIE, S_TIE) == M.eer_interpolated(Y_TIE, S_TIE)
+
+
+def test_eer_conventions_on_saturated_msp_hand_computed():
+    # ID (positive) 1, 1, 1, .8; OOD 1, .5 (float32 MSP ties at 1.0).
+    y = [1, 1, 1, 1, 0, 0]
+    s = [1.0, 1.0, 1.0, 0.8, 1.0, 0.5]
+    # anchor order: .5(neg) .8(pos) 1(pos) 1(pos) 1(pos) 1(neg); FNR 0 0 .25 .5 .75 1 1,
+    # FPR 1 .5 .5 .5 .5 .5 0 -> k = 3: |.5 - .5| = 0 -> EER .5
+    assert M.eer_anchor(y, s) == pytest.approx(0.5)
+    # ROC (0,0) (.5,.75) (.5,1) (1,1); fpr - fnr: -1 then .25 -> 80% along the first segment: .4
+    assert M.eer_interpolated(y, s) == pytest.approx(0.4)
+    # all scores tied: the anchor rejects every positive before any negative -> EER 1 (interpolated .5)
+    assert M.eer_anchor([1, 1, 0, 0], [1.0] * 4) == 1.0 and M.eer([1, 1, 0, 0], [1.0] * 4) == pytest.approx(0.5)
+
+
+def test_eer_anchor_without_ties_hand_computed():
+    # y 1 1 1 0 0, s 5 4 2 3 1 -> ascending labels 0 1 0 1 1: FNR 0 0 1/3 1/3 2/3 1, FPR 1 .5 .5 0 0 0
+    # -> k = 2: (1/3 + 1/2) / 2 = 5/12. Interpolated: crossing on (0, 2/3) -> (.5, 2/3) at fpr 1/3.
+    y, s = [1, 1, 1, 0, 0], [5.0, 4.0, 2.0, 3.0, 1.0]
+    assert M.eer_anchor(y, s) == pytest.approx(5 / 12)
+    assert M.eer_interpolated(y, s) == pytest.approx(1 / 3)
+    assert M.eer_anchor([1, 1, 0, 0], [0.9, 0.8, 0.3, 0.1]) == 0.0
+
+
+def _upstream_style_eer(pos, neg):
+    """The anchor's procedure as its code runs it: scores [positives, negatives], stable ascending
+    argsort, rates after each prefix (a plain loop here)."""
+    scores = np.concatenate([pos, neg])
+    labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
+    order = np.argsort(scores, kind="stable")
+    best = None
+    rejected_pos = rejected_neg = 0
+    for k in range(len(scores) + 1):
+        if k:
+            if labels[order[k - 1]] == 1:
+                rejected_pos += 1
+            else:
+                rejected_neg += 1
+        fnr, fpr = rejected_pos / len(pos), (len(neg) - rejected_neg) / len(neg)
+        if best is None or abs(fnr - fpr) < best[0]:
+            best = (abs(fnr - fpr), (fnr + fpr) / 2)
+    return best[1]
+
+
+def test_eer_anchor_matches_the_upstream_procedure_in_any_input_order():
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        pos = np.round(rng.normal(0.8, 1, rng.integers(2, 40)), 1)
+        neg = np.round(rng.normal(0, 1, rng.integers(2, 40)), 1)  # rounded: many ties
+        want = _upstream_style_eer(pos, neg)
+        y, s = M.binary_scores(pos, neg)
+        perm = rng.permutation(len(y))
+        assert M.eer_anchor(y, s) == pytest.approx(want)
+        assert M.eer_anchor(y[perm], s[perm]) == pytest.approx(want)
+
+
+def test_eer_convention_is_checked_and_reaches_ood_metrics():
+    with pytest.raises(ValueError, match="unknown EER convention 'aasist'"):
+        M.eer(Y_TIE, S_TIE, "aasist")
+    got = M.ood_metrics([0.9, 0.5], [0.5, 0.1], eer_convention="anchor")
+    assert got["eer"] == pytest.approx(0.5) and got["auc"] == pytest.approx(0.875)
+    with pytest.raises(ValueError, match="one class"):
+        M.eer_anchor([1, 1], [0.1, 0.2])

@@ -127,3 +127,17 @@ def test_bad_input_errors():
     det = ood.KNNDetector(k=1).fit(None, np.eye(3))
     with pytest.raises(ValueError, match="dim"):
         det.score(None, np.ones((2, 4)))
+
+
+def test_msp_float32_saturates_and_ties_like_the_anchor():
+    logits = np.zeros((3, 7))
+    logits[0, 1], logits[1, 2], logits[2, 3] = 30.0, 25.0, 3.0
+    f64 = ood.MSPDetector().score(logits)
+    f32 = ood.make_detector("msp", msp_precision="float32").score(logits)
+    # float64 keeps the two confident rows apart (1 - 6 e^-30 vs 1 - 6 e^-25); float32 rounds both to 1
+    assert f64[0] > f64[1] > f64[2] and f64[1] < 1.0
+    assert f32[0] == 1.0 and f32[1] == 1.0 and f32.dtype == np.float64
+    assert f32[2] == pytest.approx(np.exp(3) / (np.exp(3) + 6), rel=1e-6)
+    assert ood.make_detector("msp").precision == "float64"
+    with pytest.raises(ValueError, match="msp precision"):
+        ood.MSPDetector("float16")

@@ -72,3 +72,29 @@ def test_plots_skip_empty_inputs(tmp_path):
     assert plots.embedding_map(np.ones((2, 4)), np.array([0, 1]), tmp_path / "e.png") is None
     p = plots.embedding_map(np.random.default_rng(0).normal(size=(30, 5)), np.arange(30) % 3, tmp_path / "t.png", method="tsne")
     assert p.exists()
+
+
+def test_write_table_notes_under_the_title(tmp_path):
+    df = pd.DataFrame([{"model": "m", "AVG": 0.5}])
+    _, md = report.write_table(df, tmp_path, "table5_ood", notes=["EER convention: anchor (x).", "AVG note"])
+    lines = md.read_text().splitlines()
+    assert lines[0].startswith("# Table 5")
+    assert lines.index("_EER convention: anchor (x)._") < lines.index("_AVG note_") < lines.index("| model | AVG |")
+
+
+def test_render_html_shows_tables_3_to_6_with_notes_and_eer_convention():
+    stems = ["table3_id_f1", "table4_robustness", "table4_robustness_detail", "table5_ood", "table5_ood_detail",
+             "table6_alm", "table6_alm_detail", "cors_detection"]
+    tables = {s: pd.DataFrame([{"model": "m", "x": 1.0}]) for s in stems}
+    notes = {"table5_ood": ["EER convention: anchor <pessimistic>."]}
+    kw = dict(title="t", random_ids=[], tables=tables, images={}, weights=pd.DataFrame(), protocol=None, cards=[])
+    page = report.render_html(notes=notes, results={"eer_convention": "anchor", "models": {}}, **kw)
+    for n in (3, 4, 5, 6):
+        assert f"<h2 id=\"table{n}_" in page and f"Table {n} - " in page
+    assert "Table 4 detail" in page and "Table 5 detail" in page and "Table 6 detail" in page
+    # the note sits between Table 5's title and its table, escaped
+    t5 = page.index('id="table5_ood"')
+    assert t5 < page.index("EER convention: anchor &lt;pessimistic&gt;.") < page.index('id="table5_ood_detail"')
+    assert "EER convention: anchor" in page.split("<h2")[0]  # said in the intro too
+    plain = report.render_html(results={"models": {}}, **kw)
+    assert "EER convention: interpolated" in plain and "EER convention: anchor" not in plain

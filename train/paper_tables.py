@@ -212,7 +212,7 @@ def table5_paper(
                     cell = {k: na_reason(exc) for _, k in TABLE5_METRICS}
             row.update({f"{cond} {m}": cell[k] for m, k in TABLE5_METRICS})
         for m, _ in TABLE5_METRICS:
-            row[f"{AVG} {m}"] = mean_of_cells(row[f"{c} {m}"] for c in TABLE5_CONDITIONS)
+            row[f"{AVG} {m}"] = why_not[det] if det in why_not else mean_of_cells(row[f"{c} {m}"] for c in TABLE5_CONDITIONS)
         rows.append(row)
     avg: dict[str, Any] = {"model": model, "detector": AVG}
     for col in table5_columns()[2:]:
