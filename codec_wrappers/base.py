@@ -106,7 +106,9 @@ class Codec(abc.ABC):
             audio: ``(batch, 1, samples)`` float32 at ``self.sample_rate``, zero-padded on the right.
             lengths: ``(batch,)`` int64, the valid samples of each item.
         Returns:
-            ``(batch, 1, samples)``: each item resynthesised; samples past its length are zero.
+            ``(batch, 1, samples)``: each item resynthesised as upstream's inference resynthesises
+            it alone (at its raw length unless the codec documents otherwise), its output cut or
+            zero-filled to the item's length; samples past its length are zero.
         """
 
     def encode_codes(self, audio: torch.Tensor) -> list[torch.Tensor]:
@@ -114,7 +116,8 @@ class Codec(abc.ABC):
 
         Args:
             audio: ``(b, 1, t)`` float32 at ``self.sample_rate``; ``t`` a multiple of the codec's
-                ``hop_length`` where it has one (the padding :meth:`resynthesize` itself applies).
+                ``hop_length`` (the padding :meth:`resynthesize` itself applies; 1 for codecs that
+                run each item at its raw length).
         Returns:
             One integer tensor per codebook level or stream, batch first, e.g. ``(b, frames)`` per
             RVQ level; frames may differ between levels (multi-scale codecs). These are the codes
@@ -145,26 +148,32 @@ def pad_to_multiple(audio: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 def run_grouped(
-    forward, audio: torch.Tensor, lengths: torch.Tensor, multiple: int
+    forward, audio: torch.Tensor, lengths: torch.Tensor, multiple: int = 1, min_samples: int = 1
 ) -> torch.Tensor:
     """Run ``forward`` so that every item is processed exactly as if it were alone.
 
-    Items are zero-padded to a multiple of ``multiple`` samples (their own length, not the batch
-    maximum) and items with equal padded length share one ``forward`` call. Use this for codecs
-    whose output inside an item depends on how far the right padding goes (non-causal convs,
-    bidirectional LSTMs, attention over all frames, per-utterance normalisation).
+    Each item is cut to its own length (not the batch maximum), zero-padded to a multiple of
+    ``multiple`` samples (1: it runs at its raw length, as most upstream inference scripts run a
+    file) and to at least ``min_samples``; items with equal run length share one ``forward`` call.
+    Use this for codecs whose output inside an item depends on the item's end or on padding after
+    it (non-causal convs, reflect padding, LSTMs, attention over all frames, normalisation over
+    time).
 
     Args:
-        forward: ``(b, 1, t) -> (b, 1, t')`` with ``t`` a multiple of ``multiple``.
+        forward: ``(b, 1, t) -> (b, 1, t')``; ``t'`` may differ from ``t`` (e.g. a codec that drops
+            a partial last frame returns fewer samples).
         audio: ``(batch, 1, samples)``; lengths: ``(batch,)``.
+        multiple, min_samples: the run length of an item of ``n`` samples is
+            ``max(min_samples, multiple, ceil(n / multiple) * multiple)``.
     Returns:
-        ``(batch, 1, samples)``: each item's output cut or zero-padded to ``samples``.
+        ``(batch, 1, samples)``: each item's output cut or zero-filled to ``samples``.
     """
     batch, _, total = audio.shape
     out = torch.zeros_like(audio)
-    padded = [max(multiple, -(-int(n) // multiple) * multiple) for n in lengths.tolist()]
-    for size in sorted(set(padded)):
-        idx = [i for i, p in enumerate(padded) if p == size]
+    multiple = max(1, int(multiple))
+    runs = [max(int(min_samples), multiple, -(-int(n) // multiple) * multiple) for n in lengths.tolist()]
+    for size in sorted(set(runs)):
+        idx = [i for i, p in enumerate(runs) if p == size]
         chunk = audio[idx, :, : min(size, total)]
         chunk = torch.nn.functional.pad(chunk, (0, size - chunk.shape[-1]))
         # Zero everything past each item's own length (the batch may carry other padding values).
@@ -253,15 +262,21 @@ class ValidLengthMask:
 class BatchedCodec(Codec):
     """A codec with one padded-batch ``_forward``; it handles padding, grouping and trimming.
 
-    Subclasses set ``hop_length`` (samples per codec frame) and ``padding_invariant``: True when
-    an item's output does not depend on padding added after it once the input is padded to a
-    multiple of the hop (causal models), so a batch runs in one call. Fully convolutional
-    zero-padded models set ``length_mask = ValidLengthMask(model)`` and also run in one call.
-    Otherwise the batch goes through :func:`run_grouped`. Either way batched output equals
-    one-by-one output (each item alone, zero-padded to a multiple of the hop).
+    Subclasses set ``hop_length``, the multiple each item is zero-padded to before ``_forward``:
+    the frame hop for codecs whose upstream inference pads the input to whole frames (or where
+    that padding cannot change the valid samples), 1 for codecs that upstream runs at the raw
+    length (their frame hop then lives in the model's config). ``min_samples``: items shorter
+    than this (too short for upstream to give one frame) are zero-padded to it.
+    ``padding_invariant``: True when an item's output does not depend on padding added after it
+    once the input is padded to a multiple of ``hop_length`` (causal models), so a batch runs in
+    one call. Fully convolutional zero-padded models set ``length_mask = ValidLengthMask(model)``
+    and also run in one call. Otherwise the batch goes through :func:`run_grouped`. Either way
+    batched output equals one-by-one output (each item alone, padded as above), cut or
+    zero-filled to the item's length.
     """
 
     hop_length: int = 1
+    min_samples: int = 1
     padding_invariant: bool = False
     length_mask: ValidLengthMask | None = None  # set by fully convolutional subclasses
     # "exact": batched output == one-by-one output (default). "padded": one forward of the
@@ -280,7 +295,8 @@ class BatchedCodec(Codec):
 
     @abc.abstractmethod
     def _forward(self, audio: torch.Tensor) -> torch.Tensor:
-        """Encode and decode ``(b, 1, t)`` with ``t`` a multiple of ``hop_length``; returns ``(b, 1, t')``."""
+        """Encode and decode ``(b, 1, t)`` with ``t`` a multiple of ``hop_length`` and at least
+        ``min_samples``; returns ``(b, 1, t')`` (``t'`` may differ from ``t``)."""
 
     def resynthesize(self, audio: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if audio.dim() != 3 or audio.shape[1] != 1:
@@ -297,11 +313,13 @@ class BatchedCodec(Codec):
             if self.padding_invariant or self.length_mask is not None or fast:
                 mask = torch.arange(total, device=audio.device)[None, :] < lengths.to(audio.device)[:, None]
                 padded = pad_to_multiple(audio * mask[:, None, :], self.hop_length)
+                if padded.shape[-1] < self.min_samples:
+                    padded = torch.nn.functional.pad(padded, (0, self.min_samples - padded.shape[-1]))
                 if self.length_mask is None or fast:
                     out = self._forward(padded)
                 else:
                     hop = self.hop_length
-                    own = (lengths.clamp(min=1) + hop - 1) // hop * hop
+                    own = ((lengths.clamp(min=1) + hop - 1) // hop * hop).clamp(min=self.min_samples)
                     self.length_mask.begin(own, padded.shape[-1])
                     try:
                         out = self._forward(padded)
@@ -309,5 +327,5 @@ class BatchedCodec(Codec):
                     finally:
                         self.length_mask.end()
             else:
-                out = run_grouped(self._forward, audio, lengths, self.hop_length)
+                out = run_grouped(self._forward, audio, lengths, self.hop_length, self.min_samples)
             return trim_to_lengths(out.float(), lengths, total)

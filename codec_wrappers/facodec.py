@@ -17,12 +17,20 @@ the latent in parallel, the residual quantiser (3) takes latent - (prosody + con
 transformer averages the unquantised latent into a timbre vector that scales/shifts the
 layer-normalised sum of the quantised parts before the conv decoder (tanh output).
 
+Lengths: upstream (the README snippet) feeds the raw waveform, no padding. Its strided convs give
+``F = floor((floor((floor(N/8) + 1)/5) + 1)/5)`` latent frames (:meth:`FACodecConfig.frames`; ``N/200``
+when 200 divides N, but e.g. 81 for N = 16199) and the decoder returns ``200 F`` samples, a little
+more or less than N. Here too every item runs at its raw length (padding to the hop would move the
+timbre vector, the mean over all frames, by a few per cent, and the replicate padding of every
+alias-free activation sits at the item's real end); the output is cut or zero-filled to N. Items
+too short for one frame (N < 152, where upstream fails) are zero-padded to the shortest length that
+gives one (:attr:`FACodecConfig.min_samples`).
+
 Batching: upstream adds ``pe[:batch]`` of its positional table along the *batch* axis (it indexes a
 batch-first tensor by dim 0), so item ``b`` of a batch would get row ``b``. Upstream runs one file at
-a time, so every item here gets row 0, as it would alone. Items are zero-padded to a multiple of
-the 200-sample hop (upstream drops a partial last frame) and run in groups of equal padded length
-(or, ``batch_mode="masked"``, in one masked forward: :func:`forward_masked`); the output is cut to
-the input length.
+a time, so every item here gets row 0, as it would alone. Items run in groups of equal length
+(or, ``batch_mode="masked"``, in one masked forward: :func:`forward_masked`), so batched output
+equals one-by-one output.
 """
 from __future__ import annotations
 
@@ -34,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codec_wrappers.base import BatchedCodec, ResolvedWeights, Variant, trim_to_lengths
+from codec_wrappers.base import BatchedCodec, ResolvedWeights, ValidLengthMask, Variant, trim_to_lengths
 from codec_wrappers.layers.conv import WNConv1d, WNConvTranspose1d
 from codec_wrappers.layers.facodec_blocks import Activation1d, ResidualUnit, WNLinear
 
@@ -76,6 +84,19 @@ class FACodecConfig:
     @property
     def n_codebooks(self) -> int:
         return self.n_prosody + self.n_content + self.n_residual
+
+    def frames(self, samples: int) -> int:
+        """Latent frames the encoder gives for ``samples`` input samples (its strided convs, kernel
+        ``2s``, padding ``ceil(s/2)``, each give ``floor((n + 2 ceil(s/2) - 2s) / s) + 1``)."""
+        n = int(samples)
+        for s in self.encoder_ratios:
+            n = max(0, (n + 2 * (s // 2 + s % 2) - 2 * s) // s + 1) if n > 0 else 0
+        return n
+
+    @property
+    def min_samples(self) -> int:
+        """The shortest input that gives one latent frame (152 samples for the released model)."""
+        return next(n for n in range(1, self.hop_length + 1) if self.frames(n) >= 1)
 
 
 class FACodecEncoder(nn.Module):
@@ -280,52 +301,47 @@ class FACodecModel(nn.Module):
                 "output": self.decoder.inference(post, spk)}
 
 
-class _ValidLengths:
-    """Each item's valid frames at any resolution of a batch padded per item to a hop multiple."""
+def forward_masked(model: FACodecModel, x: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A right-padded batch ``(B, 1, T)`` whose item ``b`` has ``lengths[b]`` samples, in one call, as if
+    each item ran alone at exactly that length: every conv sees zeros past the item's valid frames
+    and every alias-free activation replicates the item's own last frame (valid frames follow each
+    conv's length arithmetic, so non-hop lengths are exact too), attention and the timbre mean skip
+    other items' padding. Equal to per-item runs up to float rounding.
 
-    def __init__(self, model: FACodecModel, own: torch.Tensor, total: int):
-        self.own, self.total, self.handles = own.to(torch.int64), int(total), []
-        self.acts = [m for m in model.modules() if isinstance(m, Activation1d)]
-        for m in self.acts:
-            m.valid_lengths = self
-        for m in model.modules():
-            if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d)):  # zero padding must see zeros past an item
-                self.handles.append(m.register_forward_pre_hook(self._mask_input))
-
-    def __call__(self, frames: int) -> torch.Tensor:
-        return self.own * frames // self.total
-
-    def _mask_input(self, module, args):
-        x = args[0]
-        keep = torch.arange(x.shape[-1], device=x.device)[None, :] < self(x.shape[-1]).to(x.device)[:, None]
-        return (x * keep.unsqueeze(1).to(x.dtype),) + tuple(args[1:])
-
-    def close(self) -> None:
-        for m in self.acts:
-            m.valid_lengths = None
-        for h in self.handles:
-            h.remove()
-
-
-def forward_masked(model: FACodecModel, x: torch.Tensor, own: torch.Tensor) -> dict[str, torch.Tensor]:
-    """A batch ``(B, 1, T)`` whose items were each zero-padded to ``own (B,)`` samples (hop multiples), in
-    one call, as if each item ran alone: convs see zeros and replicate padding happens at each item's
-    end, attention and the timbre mean skip other items' padding. Equal to per-item runs up to float
-    rounding; ``output`` is zero past each item's ``own`` samples."""
-    if bool((own % model.config.hop_length).any()):
-        raise ValueError("masked FACodec batches need every item padded to a multiple of the hop")
-    valid = _ValidLengths(model, own, x.shape[-1])
+    Returns ``codes (n, B, F)``, ``frames (B,)`` (valid latent frames per item), ``latent``,
+    ``quantized``, ``spk_embs`` and ``output (B, 1, T')`` with ``T' >= 200 * frames`` (the batch is
+    zero-padded to a multiple of the hop) and zeros past each item's ``200 * frames`` samples.
+    Raises ``ValueError`` when an item is too short for one latent frame.
+    """
+    cfg = model.config
+    lengths = lengths.to(torch.int64).cpu()
+    if bool((lengths < cfg.min_samples).any()):
+        raise ValueError(f"FACodec needs at least {cfg.min_samples} samples per item for one latent frame, "
+                         f"got lengths {lengths.tolist()}")
+    total = -(-max(int(lengths.max()), x.shape[-1]) // cfg.hop_length) * cfg.hop_length
+    x = F.pad(x, (0, total - x.shape[-1]))
+    valid = ValidLengthMask(model)
+    acts = [m for m in model.modules() if isinstance(m, Activation1d)]
+    for m in acts:
+        m.valid_lengths = valid.valid_for
     try:
+        # Encoder, quantisers and timbre encoder: layer lengths T, T/2, T/8, T/40, F are all distinct.
+        valid.begin(lengths, total)
         latent = model.encoder(x)
-        frames = valid(latent.shape[-1])
+        frames = valid.valid_for(latent.shape[-1]).clone()
         post, codes, _ = model.decoder.quantize(latent)
         spk = model.decoder.speaker_embedding(latent, frames)
+        # Decoder: its layer lengths F, 5F, 25F, 100F, 200F repeat the encoder's with other valid frames.
+        valid.begin(frames, latent.shape[-1])
         out = model.decoder.inference(post, spk)
+        out = ValidLengthMask.mask(out, valid.valid_for(out.shape[-1]))
     finally:
-        valid.close()
-    keep = torch.arange(out.shape[-1], device=out.device)[None, :] < own.to(out.device)[:, None]
-    return {"codes": codes, "frames": frames, "latent": latent, "quantized": post, "spk_embs": spk,
-            "output": out * keep.unsqueeze(1).to(out.dtype)}
+        valid.end()
+        for h in valid.handles:
+            h.remove()
+        for m in acts:
+            m.valid_lengths = None
+    return {"codes": codes, "frames": frames, "latent": latent, "quantized": post, "spk_embs": spk, "output": out}
 
 
 def load_official_state_dicts(model: FACodecModel, encoder_sd: Mapping, decoder_sd: Mapping, source: str = "") -> None:
@@ -338,25 +354,28 @@ def load_official_state_dicts(model: FACodecModel, encoder_sd: Mapping, decoder_
 
 
 class FACodecCodec(BatchedCodec):
-    """FACodec; ``resynthesize((B, 1, T), lengths) -> (B, 1, T)``.
+    """FACodec; ``resynthesize((B, 1, T), lengths) -> (B, 1, T)``: each item as upstream runs it, at
+    its raw length (``200 * frames(n)`` output samples, cut or zero-filled to ``n``).
 
-    ``batch_mode``: "exact" (default; items in groups of equal hop-padded length), "masked" (one
-    forward of the whole batch through :func:`forward_masked`, equal to exact up to float rounding:
-    the fast choice on a GPU) or "padded" (one plain forward; padding leaks into items' ends and
-    timbre). Set from ``variant.options["batch_mode"]`` or on the instance.
+    ``batch_mode``: "exact" (default; items in groups of equal length), "masked" (one forward of the
+    whole batch through :func:`forward_masked`, equal to exact up to float rounding: the fast choice
+    on a GPU) or "padded" (one plain forward; padding leaks into items' ends and timbre). Set from
+    ``variant.options["batch_mode"]`` or on the instance. ``hop_length`` is 1 for
+    :class:`BatchedCodec` (no padding to the frame hop); the frame hop is ``model.config.hop_length``.
     """
 
     padding_invariant = False
+    hop_length = 1
     batch_modes = ("exact", "masked", "padded")
 
     def __init__(self, variant: Variant, weights: ResolvedWeights, model: FACodecModel):
         super().__init__(variant, weights)
         self.model = model.eval()
-        self.hop_length = model.config.hop_length
+        self.min_samples = model.config.min_samples
         self.batch_mode = str(variant.options.get("batch_mode", "exact"))
 
     def encode_codes(self, audio: torch.Tensor) -> list[torch.Tensor]:
-        """``(b, 1, t)`` (t a multiple of the hop) -> one ``(b, frames)`` tensor per quantizer:
+        """``(b, 1, t)`` (t >= ``min_samples``) -> one ``(b, frames(t))`` tensor per quantizer:
         prosody, then content, then residual layers (6 for the default 1 + 2 + 3). The timbre vector
         is continuous and not among them."""
         with torch.inference_mode():
@@ -371,14 +390,13 @@ class FACodecCodec(BatchedCodec):
             return super().resynthesize(audio, lengths)
         if audio.dim() != 3 or audio.shape[1] != 1 or lengths.shape != (audio.shape[0],):
             raise ValueError(f"expected audio (batch, 1, samples) and lengths (batch,), got {tuple(audio.shape)}")
-        total, hop = audio.shape[-1], self.hop_length
+        total = audio.shape[-1]
         lengths = lengths.to(torch.int64).cpu()
-        own = (lengths.clamp(min=1) + hop - 1) // hop * hop
+        runs = lengths.clamp(min=self.min_samples)  # as the exact path pads items too short for a frame
         x = audio.to(self.device, torch.float32)
         keep = torch.arange(total, device=x.device)[None, :] < lengths.to(x.device)[:, None]
-        x = F.pad(x * keep.unsqueeze(1), (0, max(0, int(own.max()) - total)))[..., : int(own.max())]
         with torch.inference_mode():
-            out = forward_masked(self.model, x, own)["output"]
+            out = forward_masked(self.model, x * keep.unsqueeze(1), runs)["output"]
         return trim_to_lengths(out.float(), lengths, total)
 
 

@@ -10,12 +10,15 @@ plain state dicts ``'generator'``, ``'encoder'``, ``'quantizer'`` (no ``module.`
 ``weight_g``/``weight_v``). :func:`official_state_dict` maps key ``k`` of part ``p`` to ``p.k`` (a
 flat dict already in that form is accepted too); the result loads with ``strict=True``.
 
-Resynthesis (upstream ``VQVAE.encode`` then ``VQVAE.forward``): encoder latent
-``(B, 512, floor(N/320))``, codes ``(B, T, 4)`` (layer 0 group 0, layer 0 group 1, layer 1 group
-0, layer 1 group 1), generator output ``T*320`` samples. Upstream drops the last partial frame;
-here every item is zero-padded to a multiple of 320 first, so the output covers the whole input,
-then trimmed to its length. GroupNorm statistics run over the whole item, so items run one padded
-length at a time (batched == one-by-one).
+Resynthesis (upstream ``VQVAE.encode`` then ``VQVAE.forward``, as ``vqvae_copy_syn.py`` runs one
+file): encoder latent ``(B, 512, floor(N/320))``, codes ``(B, T, 4)`` (layer 0 group 0, layer 0
+group 1, layer 1 group 0, layer 1 group 1), generator output ``T*320`` samples. Upstream feeds the
+raw length and its strided convs drop the last partial frame; so does :class:`HiFiCodecCodec`:
+every item runs alone at its raw length (no padding: padding would move the encoder's GroupNorm
+statistics, which run over the whole item, and so every frame's latent), and the last
+``N mod 320`` samples of its output are zeros. Items shorter than one hop, for which upstream
+gives no frame (and fails), are zero-padded to one hop. Items of equal length share a forward
+call, so batched output equals one-by-one output.
 
 Encoder, as upstream: weight-normed conv k7; per stage (stride, kernel) in reversed
 (rates, kernels): leaky-ReLU 0.1, strided weight-normed conv (padding ``(k-s)//2``), then
@@ -185,18 +188,25 @@ def build_model(cfg: HiFiCodecConfig, weights: ResolvedWeights) -> HiFiCodecMode
 
 
 class HiFiCodecCodec(BatchedCodec):
-    """``resynthesize((B, 1, T), lengths) -> (B, 1, T)``: items zero-padded to a multiple of the hop,
-    run in groups of equal padded length (GroupNorm sees the whole item)."""
+    """``resynthesize((B, 1, T), lengths) -> (B, 1, T)``: each item runs at its raw length, as
+    upstream (``floor(n / 320) * 320`` output samples, zero-filled to ``n``), in groups of equal
+    length; an item shorter than one frame hop is zero-padded to one hop.
+
+    ``hop_length`` is 1 for :class:`BatchedCodec` (no padding to the frame hop); the frame hop is
+    ``model.cfg.hop_length``.
+    """
+
+    hop_length = 1
 
     def __init__(self, variant: Variant, weights: ResolvedWeights, model: HiFiCodecModel):
         super().__init__(variant, weights)
         self.model = model
-        self.hop_length = model.cfg.hop_length
+        self.min_samples = model.cfg.hop_length
         self.batch_mode = str(variant.options.get("batch_mode", "exact"))
 
     def encode_codes(self, audio: torch.Tensor) -> list[torch.Tensor]:
-        """``(b, 1, t)`` (t a multiple of the hop) -> one ``(b, frames)`` tensor per (group, residual
-        layer) codebook, in the quantizer's order (4 for the 2 x 2 GRVQ)."""
+        """``(b, 1, t)`` (t >= one frame hop) -> one ``(b, floor(t / hop))`` tensor per (group,
+        residual layer) codebook, in the quantizer's order (4 for the 2 x 2 GRVQ)."""
         with torch.inference_mode():
             return list(self.model.encode(audio.to(self.device)).unbind(-1))
 

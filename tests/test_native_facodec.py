@@ -7,7 +7,13 @@ import torch
 
 from codec_wrappers.base import ResolvedWeights
 from codec_wrappers.catalog import get_variant
-from native_fixtures import assert_close_to_reference, expected_shapes, filled_state_dict, load_fixture, needs_fixtures
+from native_fixtures import (
+    assert_close_to_reference,
+    check_resynthesize_at_raw_lengths,
+    expected_shapes,
+    filled_state_dict,
+    load_fixture,
+)
 
 from codec_wrappers.facodec import (
     TRAINING_ONLY_PREFIXES,
@@ -38,7 +44,6 @@ def _random(cfg: FACodecConfig, seed: int = 0) -> FACodecModel:
     return model
 
 
-@needs_fixtures
 def test_state_dict_matches_upstream_inference_keys():
     meta, _ = load_fixture(VARIANT)
     expected = {f"encoder.{k}": s for k, s in expected_shapes(meta, "encoder").items()}
@@ -47,9 +52,9 @@ def test_state_dict_matches_upstream_inference_keys():
     assert {k: tuple(v.shape) for k, v in FACodecModel().state_dict().items()} == expected
 
 
-@needs_fixtures
-def test_fixture_through_official_files(tmp_path):
-    """Upstream-layout .bin files -> registry -> codes exact, waveform within 1e-4 at 98 % of samples."""
+@pytest.fixture(scope="module")
+def fixture_files(tmp_path_factory):
+    """(folder with upstream-layout .bin files of the fixture weights, state dicts, json, npz, codec loaded from them)."""
     from codec_wrappers.registry import load_codec
 
     meta, ref = load_fixture(VARIANT)
@@ -57,9 +62,17 @@ def test_fixture_through_official_files(tmp_path):
     # The 62.8 M-entry x_timbre head is dropped by name on loading; keep the test file small.
     for key in ("x_timbre_predictor.1.heads.0.weight", "x_timbre_predictor.1.heads.0.bias"):
         sds["decoder"][key] = sds["decoder"][key][:4].clone()
-    torch.save(sds["encoder"], tmp_path / "ns3_facodec_encoder.bin")
-    torch.save(sds["decoder"], tmp_path / "ns3_facodec_decoder.bin")
-    codec = load_codec(VARIANT, str(tmp_path))
+    folder = tmp_path_factory.mktemp("facodec")
+    torch.save(sds["encoder"], folder / "ns3_facodec_encoder.bin")
+    torch.save(sds["decoder"], folder / "ns3_facodec_decoder.bin")
+    return folder, sds, meta, ref, load_codec(VARIANT, str(folder))
+
+
+def test_fixture_through_official_files(fixture_files, tmp_path):
+    """Upstream-layout .bin files -> registry -> codes exact, waveform within 1e-4 at 98 % of samples."""
+    from codec_wrappers.registry import load_codec
+
+    _, sds, meta, ref, codec = fixture_files
     assert isinstance(codec, FACodecCodec) and codec.weights.weights_id.startswith("sha256:")
     x = torch.from_numpy(ref["input"])
     threads = torch.get_num_threads()
@@ -79,10 +92,23 @@ def test_fixture_through_official_files(tmp_path):
     assert_close_to_reference(out["output"], ref["output"], outside=0.02)
     assert_close_to_reference(resynth, ref["output"], outside=0.02)
     # a file of another architecture is refused, naming it
-    sds["encoder"]["block.6.weight_v"] = sds["encoder"]["block.6.weight_v"][:128]
-    torch.save(sds["encoder"], tmp_path / "ns3_facodec_encoder.bin")
+    broken = {**sds["encoder"], "block.6.weight_v": sds["encoder"]["block.6.weight_v"][:128]}
+    torch.save(broken, tmp_path / "ns3_facodec_encoder.bin")
+    torch.save(sds["decoder"], tmp_path / "ns3_facodec_decoder.bin")
     with pytest.raises(ValueError, match="ns3_facodec_encoder.bin"):
         load_codec(VARIANT, str(tmp_path))
+
+
+def test_resynthesize_equals_upstream_at_raw_lengths(fixture_files):
+    """Upstream feeds the raw length: 4999 samples give 25 frames (5000 samples out), 3321 give 16 (3200
+    out). Padding to the hop instead moves the timbre vector and every replicate-padded item end."""
+    *_, ref, codec = fixture_files
+    assert [codec.model.config.frames(n) for n in (4999, 3321, 16199, 151, 152)] == [25, 16, 81, 0, 1]
+    with torch.inference_mode():
+        latent_frames = [codec.model.encoder(torch.zeros(1, 1, n)).shape[-1] for n in (4999, 3321, 152)]
+    assert latent_frames == [25, 16, 1]
+    check_resynthesize_at_raw_lengths(codec, lambda x: codec.model(x)["output"], torch.from_numpy(ref["input"]),
+                                      [4999, 3321], out_samples=lambda n: 200 * codec.model.config.frames(n))
 
 
 def test_loader_drops_predictors_and_is_strict_otherwise():
@@ -151,15 +177,19 @@ def test_masked_batch_mode_equals_exact():
     a, b = exact.resynthesize(audio, lengths), masked.resynthesize(audio, lengths)
     # float32: batch composition changes matmul rounding, which the snakes amplify a little
     torch.testing.assert_close(b, a, rtol=0, atol=1e-3 * float(a.abs().max()))
-    own = torch.tensor([1000, 800, 600, 200])
+    runs = lengths.clamp(min=model.config.min_samples)  # the 1-sample item runs zero-padded to 152
     x = (audio * (torch.arange(1000)[None, :] < lengths[:, None]).unsqueeze(1)).double()
     model = model.double()  # in float64 the masked batch equals each item alone to rounding level
     with torch.inference_mode():
-        batch = forward_masked(model, x, own)
-        for i in range(4):
-            alone = model(x[i : i + 1, :, : int(own[i])])
+        batch = forward_masked(model, x, runs)
+        assert batch["frames"].tolist() == [5, 3, 2, 1]  # raw lengths: 731 samples give 3 frames, not 4
+        for i, n in enumerate(runs.tolist()):
+            alone = model(x[i : i + 1, :, :n])  # zeros past the item's own samples
+            m = alone["output"].shape[-1]
+            assert m == 200 * int(batch["frames"][i])
             assert torch.equal(batch["codes"][:, i, : int(batch["frames"][i])], alone["codes"][:, 0])
-            assert (batch["output"][i, :, : int(own[i])] - alone["output"][0]).abs().max() < 1e-10
+            assert (batch["output"][i, :, :m] - alone["output"][0]).abs().max() < 1e-10
+            assert torch.all(batch["output"][i, :, m:] == 0)
     assert all(not getattr(m, "_forward_pre_hooks", {}) for m in model.modules())  # hooks removed
-    with pytest.raises(ValueError, match="multiple of the hop"):
-        forward_masked(model, x, torch.tensor([1000, 731, 405, 1]))
+    with pytest.raises(ValueError, match="at least 152 samples"):
+        forward_masked(model, x, torch.tensor([1000, 151]))

@@ -16,7 +16,12 @@ from codec_wrappers.hificodec import (
     config_from_options,
     load_official_checkpoint,
 )
-from native_fixtures import assert_close_to_reference, filled_state_dict, load_fixture, needs_fixtures
+from native_fixtures import (
+    assert_close_to_reference,
+    check_resynthesize_at_raw_lengths,
+    filled_state_dict,
+    load_fixture,
+)
 
 FILES = {"hificodec_24k_320d": "HiFi-Codec-24k-320d", "hificodec_16k_320d": "HiFi-Codec-16k-320d"}
 _cache: dict[str, tuple] = {}
@@ -51,7 +56,6 @@ def test_catalog_options_give_fixture_configs():
         config_from_options(options={"resblock": "2"})
 
 
-@needs_fixtures
 @pytest.mark.parametrize("variant", sorted(FILES))
 def test_state_dict_keys_shapes_and_order_match_upstream(variant):
     meta, _ = load_fixture(variant)
@@ -59,7 +63,6 @@ def test_state_dict_keys_shapes_and_order_match_upstream(variant):
     assert [(k, tuple(v.shape)) for k, v in state.items()] == [(k, tuple(s)) for k, s, _ in meta["state_dict"]]
 
 
-@needs_fixtures
 @pytest.mark.parametrize("variant", sorted(FILES))
 def test_fixture_codes_and_waveform(variant, tmp_path_factory):
     codec, _, ref = _fixture_codec(variant, tmp_path_factory)
@@ -73,7 +76,6 @@ def test_fixture_codes_and_waveform(variant, tmp_path_factory):
     assert_close_to_reference(codec.resynthesize(x, torch.tensor([x.shape[-1]])), ref["output"])
 
 
-@needs_fixtures
 @pytest.mark.parametrize("variant", sorted(FILES))
 def test_encoder_latent_matches_fixture_statistics(variant, tmp_path_factory):
     """The fixture's codes hardly depend on the input; its recorded latent statistics do check the encoder
@@ -90,30 +92,34 @@ def test_encoder_latent_matches_fixture_statistics(variant, tmp_path_factory):
     np.testing.assert_allclose(float(lat.std(-1).mean()), stats["mean_temporal_std_of_latent"], rtol=1e-4)
 
 
-@needs_fixtures
-def test_unaligned_lengths_batched_equals_one_by_one(tmp_path_factory):
+@pytest.mark.parametrize("variant", sorted(FILES))
+def test_resynthesize_equals_upstream_at_raw_lengths(variant, tmp_path_factory):
+    """Upstream feeds the raw length and drops the partial last frame: floor(n/320)*320 samples out. Padding
+    to the hop instead would move every frame (GroupNorm over the whole item), far past the bound."""
+    codec, _, ref = _fixture_codec(variant, tmp_path_factory)
+    lengths = [9 * 320 + 319, 5 * 320 + 1]  # last partial frame: 319 and 1 samples
+    check_resynthesize_at_raw_lengths(codec, lambda x: codec.model.decode(codec.model.encode(x)),
+                                      torch.from_numpy(ref["input"]), lengths, out_samples=lambda n: n // 320 * 320)
+
+
+def test_items_shorter_than_one_hop_are_padded_to_one_hop(tmp_path_factory):
+    """Upstream gives no frame (and fails) below 320 samples; such items run zero-padded to one hop."""
     codec, _, ref = _fixture_codec("hificodec_16k_320d", tmp_path_factory)
     full = torch.from_numpy(ref["input"])[0, 0]
-    lengths = [4001, 2897, 4800, 100]  # shorter than one hop too
-    batch = torch.zeros(len(lengths), 1, max(lengths))
+    lengths = [100, 319, 4001]
+    batch = torch.zeros(3, 1, 4001)
     for i, n in enumerate(lengths):
         batch[i, 0, :n] = full[1000 * i: 1000 * i + n]
-    batch[0, 0, 4001:] = 0.7  # junk in the padding must not matter
     out = codec.resynthesize(batch, torch.tensor(lengths))
-    assert out.shape == batch.shape
-    for i, n in enumerate(lengths):
-        alone = codec.resynthesize(batch[i: i + 1, :, :n], torch.tensor([n]))
-        assert alone.shape == (1, 1, n) and alone.abs().max() > 0
-        torch.testing.assert_close(out[i, :, :n], alone[0], rtol=0, atol=1e-6)
+    for i, n in enumerate(lengths[:2]):
+        with torch.inference_mode():
+            direct = codec.model(torch.nn.functional.pad(batch[i: i + 1, :, :n], (0, 320 - n)))
+        assert direct.abs().max() > 0
+        assert_close_to_reference(out[i, :, :n], direct[0, :, :n])
         assert torch.all(out[i, :, n:] == 0)
-        padded = torch.nn.functional.pad(batch[i: i + 1, :, :n], (0, -n % 320))
-        with torch.inference_mode():  # the padded item through the model, cut to n
-            direct = codec.model(padded)
-        torch.testing.assert_close(alone[0, :, :n], direct[0, :, :n], rtol=0, atol=1e-6)
     assert torch.equal(out, codec.resynthesize(batch, torch.tensor(lengths)))
 
 
-@needs_fixtures
 def test_strict_loading_names_the_file(tmp_path):
     meta, _ = load_fixture("hificodec_16k_320d")
     parts = _official_layout(filled_state_dict(meta))

@@ -15,7 +15,12 @@ from codec_wrappers.soundstream import (
     config_from_options,
     load_official_checkpoint,
 )
-from native_fixtures import assert_close_to_reference, filled_state_dict, load_fixture, needs_fixtures
+from native_fixtures import (
+    assert_close_to_reference,
+    check_resynthesize_at_raw_lengths,
+    filled_state_dict,
+    load_fixture,
+)
 
 VARIANT = "soundstream_16k_4kbps"
 
@@ -41,14 +46,12 @@ def test_catalog_options_give_fixture_config():
         config_from_options(options={"hop_length": 240, "ratios": [8, 5, 4, 2]})
 
 
-@needs_fixtures
 def test_state_dict_keys_shapes_and_order_match_upstream():
     meta, _ = load_fixture(VARIANT)
     state = SoundStreamModel().state_dict()
     assert [(k, tuple(v.shape)) for k, v in state.items()] == [(k, tuple(s)) for k, s, _ in meta["state_dict"]]
 
 
-@needs_fixtures
 def test_fixture_codes_and_waveform(fixture_codec):
     codec, _, ref = fixture_codec
     assert isinstance(codec, SoundStreamCodec) and codec.weights.weights_id.startswith("sha256:")
@@ -62,31 +65,15 @@ def test_fixture_codes_and_waveform(fixture_codec):
     assert_close_to_reference(y, ref["output"])
 
 
-@needs_fixtures
-def test_unaligned_lengths_batched_equals_one_by_one(fixture_codec):
+def test_resynthesize_equals_upstream_at_raw_lengths(fixture_codec):
+    """Upstream runs the raw length (reflect padding and the LSTM see the real end): ceil(n/320)*320
+    samples, cut to n here, alone and inside a padded batch."""
     codec, _, ref = fixture_codec
-    full = torch.from_numpy(ref["input"])[0, 0]
-    lengths = [4001, 2897, 4800]  # none a multiple of the 320-sample hop except the last
-    batch = torch.zeros(3, 1, max(lengths))
-    for i, n in enumerate(lengths):
-        batch[i, 0, :n] = full[1000 * i: 1000 * i + n]
-    batch[0, 0, 4001:] = 0.7  # junk in the padding must not matter
-    out = codec.resynthesize(batch, torch.tensor(lengths))
-    assert out.shape == batch.shape
-    for i, n in enumerate(lengths):
-        alone = codec.resynthesize(batch[i: i + 1, :, :n], torch.tensor([n]))
-        assert alone.shape == (1, 1, n)
-        torch.testing.assert_close(out[i, :, :n], alone[0], rtol=0, atol=1e-5)
-        assert torch.all(out[i, :, n:] == 0)
-        with torch.inference_mode():  # upstream runs the raw length: ceil(n/320)*320 samples, cut here
-            direct = codec.model(batch[i: i + 1, :, :n])
-        assert direct.shape[-1] == -(-n // 320) * 320
-        torch.testing.assert_close(alone[0, :, :n], direct[0, :, :n], rtol=0, atol=1e-5)
-    again = codec.resynthesize(batch, torch.tensor(lengths))
-    assert torch.equal(out, again)
+    check_resynthesize_at_raw_lengths(codec, lambda x: codec.model.decode(codec.model.encode(x)),
+                                      torch.from_numpy(ref["input"]), [4001, 2897, 4800],
+                                      out_samples=lambda n: -(-n // 320) * 320)
 
 
-@needs_fixtures
 def test_strict_loading_names_the_file(tmp_path):
     meta, _ = load_fixture(VARIANT)
     state = filled_state_dict(meta)

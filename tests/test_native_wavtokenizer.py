@@ -16,7 +16,12 @@ from codec_wrappers.wavtokenizer import (
     config_from_options,
     load_official_checkpoint,
 )
-from native_fixtures import assert_close_to_reference, filled_state_dict, load_fixture, needs_fixtures
+from native_fixtures import (
+    assert_close_to_reference,
+    check_resynthesize_at_raw_lengths,
+    filled_state_dict,
+    load_fixture,
+)
 
 FILES = {"wavtokenizer_24k_75tps": "WavTokenizer_small_320_24k_4096.ckpt",
          "wavtokenizer_24k_40tps": "WavTokenizer_small_600_24k_4096.ckpt"}
@@ -51,7 +56,6 @@ def test_catalog_options_give_fixture_configs():
         config_from_options(options={"hop_length": 320, "downsamples": [6, 5, 5, 4]})
 
 
-@needs_fixtures
 @pytest.mark.parametrize("variant", sorted(FILES))
 def test_state_dict_keys_shapes_and_order_match_upstream(variant):
     meta, _ = load_fixture(variant)
@@ -59,7 +63,6 @@ def test_state_dict_keys_shapes_and_order_match_upstream(variant):
     assert [(k, tuple(v.shape)) for k, v in state.items()] == [(k, tuple(s)) for k, s, _ in meta["state_dict"]]
 
 
-@needs_fixtures
 @pytest.mark.parametrize("variant", sorted(FILES))
 def test_fixture_codes_and_waveform(variant, tmp_path_factory):
     codec, _, ref = _fixture_codec(variant, tmp_path_factory)
@@ -74,7 +77,6 @@ def test_fixture_codes_and_waveform(variant, tmp_path_factory):
     assert_close_to_reference(y[:, 0], ref["output"])
 
 
-@needs_fixtures
 def test_window_is_taken_from_the_checkpoint(tmp_path_factory):
     codec, meta, _ = _fixture_codec("wavtokenizer_24k_75tps", tmp_path_factory)
     expected = filled_state_dict(meta)["head.istft.window"]
@@ -82,33 +84,21 @@ def test_window_is_taken_from_the_checkpoint(tmp_path_factory):
     assert not torch.allclose(expected, torch.hann_window(1280))
 
 
-@needs_fixtures
 @pytest.mark.parametrize("variant", sorted(FILES))
-def test_unaligned_lengths_batched_equals_one_by_one(variant, tmp_path_factory):
+def test_resynthesize_equals_upstream_at_raw_lengths(variant, tmp_path_factory):
+    """Upstream feeds the raw length (reflect padding, the LSTM and attention see the real end) and returns
+    ceil(n/hop)*hop samples; resynthesize cuts that to n, alone and inside a padded batch."""
     codec, meta, ref = _fixture_codec(variant, tmp_path_factory)
     hop = meta["hop_length"]
-    full = torch.from_numpy(ref["input"])[0, 0]
-    lengths = [5003, 3701, 6000]  # 6000 is a multiple of both hops, the others of neither
-    batch = torch.zeros(3, 1, max(lengths))
-    for i, n in enumerate(lengths):
-        batch[i, 0, :n] = full[1500 * i: 1500 * i + n]
-    batch[1, 0, 3701:] = -0.5  # junk in the padding must not matter
-    out = codec.resynthesize(batch, torch.tensor(lengths))
-    assert out.shape == batch.shape and torch.isfinite(out).all()
-    for i, n in enumerate(lengths):
-        alone = codec.resynthesize(batch[i: i + 1, :, :n], torch.tensor([n]))
-        assert alone.shape == (1, 1, n)
-        scale = float(alone.abs().max())
-        torch.testing.assert_close(out[i, :, :n], alone[0], rtol=0, atol=1e-5 * scale)
-        assert torch.all(out[i, :, n:] == 0)
-        with torch.inference_mode():  # upstream: raw length in, ceil(n/hop)*hop samples out
-            direct = codec.model(batch[i: i + 1, :, :n])
-        assert direct.shape[-1] == -(-n // hop) * hop
-        torch.testing.assert_close(alone[0, :, :n], direct[0, :, :n], rtol=0, atol=1e-5 * scale)
-    assert torch.equal(out, codec.resynthesize(batch, torch.tensor(lengths)))
+    lengths = [5003, 3701]  # a multiple of neither hop
+
+    def upstream(x):
+        return codec.model.decode(codec.model.codes_to_features(codec.model.encode(x)))
+
+    check_resynthesize_at_raw_lengths(codec, upstream, torch.from_numpy(ref["input"]), lengths,
+                                      out_samples=lambda n: -(-n // hop) * hop)
 
 
-@needs_fixtures
 def test_strict_loading_names_the_file(tmp_path):
     meta, _ = load_fixture("wavtokenizer_24k_40tps")
     state = {k: v for k, v in filled_state_dict(meta).items() if not k.startswith("feature_extractor.encodec.decoder.")}
