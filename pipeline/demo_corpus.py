@@ -190,8 +190,8 @@ def make_demo_corpus(
             different-source sets. Written after VCTK and AISHELL-3, so they do not change with it.
         asvspoof2019_la_utterances: also write an ASVspoof 2019 LA tree (``out_dir/asvspoof2019_la/LA/``,
             16 kHz FLAC + CM protocol files) whose eval partition holds this many bona fide and
-            this many spoofed utterances (attacks A07, A08, ...), plus a train partition of one
-            of each (so that reading only the eval partition is visible).
+            this many spoofed utterances (attacks A07, A08, ...), plus train and dev partitions
+            of one of each (so that reading only the eval partition is visible).
         in_the_wild_utterances: also write an In-the-Wild tree (``out_dir/in_the_wild/
             release_in_the_wild/``: ``<n>.wav`` at 16 kHz + ``meta.csv``) with this many bona fide
             and this many spoofed files. Both are written last, LA first.
@@ -302,18 +302,19 @@ def make_demo_corpus(
     )
 
 
-LA_PROTOCOLS = {"train": "ASVspoof2019.LA.cm.train.trn.txt", "eval": "ASVspoof2019.LA.cm.eval.trl.txt"}
-LA_PREFIX = {"train": "LA_T", "eval": "LA_E"}
+LA_PROTOCOLS = {"train": "ASVspoof2019.LA.cm.train.trn.txt", "dev": "ASVspoof2019.LA.cm.dev.trl.txt",
+                "eval": "ASVspoof2019.LA.cm.eval.trl.txt"}
+LA_PREFIX = {"train": "LA_T", "dev": "LA_D", "eval": "LA_E"}
 
 
 def _write_asvspoof2019_la(root: Path, rng: np.random.Generator, n: int, min_s: float, max_s: float) -> int:
-    """An ASVspoof 2019 LA tree: eval = ``n`` bona fide + ``n`` spoofs, train = one of each.
+    """An ASVspoof 2019 LA tree: eval = ``n`` bona fide + ``n`` spoofs, train and dev one of each.
     Returns the number of eval files. Speakers LA_9xxx (not real LA speaker ids)."""
     sr = 16000
     la = root / "LA"
     speakers = _speakers(rng, "LA_9", 1, 2)
     number = 1000000
-    for part, count in (("train", 1), ("eval", n)):
+    for part, count in (("train", 1), ("dev", 1), ("eval", n)):
         lines = []
         for k in range(2 * count):
             spk = speakers[k % 2]

@@ -30,7 +30,9 @@ Each subset is written as ``<output_dir>/protocol/<subset>.parquet`` (manifest k
 ``protocol``: the manifest columns plus ``subset`` and ``condition``, ``path`` absolute), with
 ``protocol/summary.csv`` (rows per subset x label x condition) and ``protocol/protocol.json``
 (the configuration and what was left out). Only ``status == ok`` rows are used; ``left_out``
-counts the ok rows of each input that no subset took (a row another subset uses is not counted).
+counts the ok rows of each input that no subset took, each row once (a row another subset uses
+is not counted; a row cut by an entry's ``max_rows`` is counted there, not as another entry's
+wrong kind).
 
 Which variant goes to which subset: the lists of the recipe's ``protocol:`` section when given,
 else the codec catalog's ``st_role`` (``id``, ``ood``, ``diff_config``, ``ood_config``) for the
@@ -561,8 +563,13 @@ def _assemble(cfg: ProtocolConfig, output_dir: Path) -> tuple[dict[str, pd.DataF
             if uid in seen and seen[uid] != name:
                 raise ProtocolError(f"utterance {uid!r} would be in both {seen[uid]} and {name}")
             seen[uid] = name
-    for key, ids in not_taken.items():
-        report["left_out"][key] = len(ids - seen.keys())
+    # Each row left out is counted once, under its most telling reason: a row an entry could take
+    # but its max_rows sample did not beats a row of the wrong kind for another entry.
+    counted: set[str] = set()
+    for key in sorted(not_taken, key=lambda k: not k.endswith("over max_rows")):
+        ids = not_taken[key] - seen.keys()
+        report["left_out"][key] = len(ids - counted)
+        counted |= ids
     report["left_out"] = {k: v for k, v in report["left_out"].items() if v}
     return out, report
 

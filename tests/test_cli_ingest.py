@@ -16,9 +16,11 @@ SMALL = ["--vctk-speakers", "2", "--aishell3-speakers", "2", "--utterances", "2"
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
-    result = runner.invoke(app, ["demo-corpus", str(root), *SMALL, "--corrupt"])
+    result = runner.invoke(app, ["demo-corpus", str(root), *SMALL, "--corrupt", "--ncssd-dialogues", "2",
+                                 "--asvspoof2019-la", "2", "--in-the-wild", "2"])
     assert result.exit_code == 0, result.output
     assert "corrupt:" in result.output and "vctk:" in result.output
+    assert "asvspoof2019_la: " in result.output and "(4 files)" in result.output and "ncssd: " in result.output
     return root
 
 
@@ -89,3 +91,36 @@ def test_demo_corpus_with_ingest(tmp_path):
     a = read_manifest(tmp_path / "d" / "manifests" / "aishell3.parquet", validate=True)
     assert len(v) == 4 and len(a) == 4
     assert v.attrs["root"] == str((tmp_path / "d" / "vctk").resolve())
+
+
+def test_ingest_partition(demo, tmp_path):
+    out = tmp_path / "la.parquet"
+    r = runner.invoke(app, ["ingest", "asvspoof2019_la", str(demo / "asvspoof2019_la"), "-o", str(out), "--partition", "eval"])
+    assert r.exit_code == 0, r.output
+    df = read_manifest(out, validate=True)
+    assert set(df["split"]) == {"eval"} and df["utt_id"].str.startswith("LA_E_").all()
+    assert (df["status"] == "ok").all() and df["is_fake"].sum() == 2 and (~df["is_fake"]).sum() == 2
+    r = runner.invoke(app, ["ingest", "asvspoof2019_la", str(demo / "asvspoof2019_la"), "-o", str(out)])
+    assert r.exit_code == 0 and set(read_manifest(out)["split"]) == {"train", "dev", "eval"}
+    r = runner.invoke(app, ["ingest", "asvspoof2019_la", str(demo / "asvspoof2019_la"), "-o", str(out), "--partition", "test"])
+    assert r.exit_code == 2 and "unknown ASVspoof2019 LA split 'test'" in r.output
+    r = runner.invoke(app, ["ingest", "ncssd", str(demo / "ncssd"), "-o", str(out), "--partition", "R-EN"])
+    assert r.exit_code == 0, r.output
+    assert read_manifest(out)["utt_id"].str.startswith("ncssd-R-EN-").all()
+    r = runner.invoke(app, ["ingest", "in_the_wild", str(demo / "in_the_wild"), "-o", str(out), "--partition", "eval"])
+    assert r.exit_code != 0 and "--partition does not apply to in_the_wild" in r.output
+
+
+def test_ingest_seeded_cap(demo, tmp_path):
+    outs = [tmp_path / f"n{i}.parquet" for i in range(3)]
+    for out, seed in zip(outs, (688, 688, 1)):
+        r = runner.invoke(app, ["ingest", "ncssd", str(demo / "ncssd"), "-o", str(out), "--max-rows", "4", "--seed", str(seed)])
+        assert r.exit_code == 0, r.output
+        assert f"max_rows 4 (seed {seed})" in r.output and "2 of 6 listed utterances not drawn" in r.output
+    a, b, c = (read_manifest(o, validate=True) for o in outs)
+    assert len(a) == 4 and (a["status"] == "ok").all()
+    assert list(a["utt_id"]) == list(b["utt_id"]) and set(a["utt_id"]) != set(c["utt_id"])
+    r = runner.invoke(app, ["ingest", "ncssd", str(demo / "ncssd"), "-o", str(outs[0]), "--seed", "3"])
+    assert r.exit_code != 0 and "--seed needs --max-rows" in r.output
+    r = runner.invoke(app, ["ingest", "ncssd", str(demo / "ncssd"), "-o", str(outs[0]), "--max-rows", "0"])
+    assert r.exit_code != 0

@@ -440,3 +440,98 @@ def test_preset_error_keeps_hash_of_existing_file(tmp_path):
     row = finish(col).iloc[0]
     assert row["status"] == "failed" and row["error"] == "x.wav: metadata says no"
     assert row["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- partitions and seeded caps
+
+
+def make_itw(root: Path, n: int = 10) -> Path:
+    """An In-the-Wild tree of ``n`` listed files (even: bona fide, odd: spoof); file 1 is missing,
+    file 2 is not audio, ``stray.wav`` is unlisted."""
+    data = root / "release_in_the_wild"
+    data.mkdir(parents=True)
+    lines = ["file,speaker,label"]
+    for k in range(n):
+        lines.append(f"{k}.wav,S{k % 3},{'spoof' if k % 2 else 'bona-fide'}")
+        if k == 2:
+            (data / "2.wav").write_bytes(b"not audio at all\n" * 4)
+        elif k != 1:
+            tone(data / f"{k}.wav", seed=k)
+    tone(data / "stray.wav")
+    (data / "meta.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_seeded_cap_counts_ok_rows_and_keeps_failed_rows(tmp_path):
+    root = make_itw(tmp_path / "itw")
+    full = prepare_in_the_wild(root)
+    assert (full["status"] == "ok").sum() == 8 and "sample" not in full.attrs
+    capped = prepare_in_the_wild(root, max_rows=3, seed=5)
+    ok = capped[capped["status"] == "ok"]
+    assert len(ok) == 3 and set(ok["utt_id"]) <= set(full.loc[full["status"] == "ok", "utt_id"])
+    # failures the metadata already shows (missing file, unlisted file) are always kept
+    failed = capped.loc[capped["status"] == "failed", "utt_id"]
+    assert {"in_the_wild-1", "in_the_wild-stray"} <= set(failed)
+    info = capped.attrs["sample"]
+    assert info["max_rows"] == 3 and info["seed"] == 5 and info["ok"] == 3 and info["listed"] == 11
+    assert info["not_drawn"] == 9 - info["drawn"] and len(capped) == 2 + info["drawn"]
+    assert any("max_rows 3 (seed 5)" in w and "not drawn" in w for w in capped.attrs["warnings"])
+    # deterministic: same seed, same rows, whatever the thread count; another seed, another sample
+    again = prepare_in_the_wild(root, max_rows=3, seed=5, num_jobs=3)
+    assert list(again["utt_id"]) == list(capped["utt_id"])
+    other = prepare_in_the_wild(root, max_rows=3, seed=6)
+    assert set(other.loc[other["status"] == "ok", "utt_id"]) != set(ok["utt_id"])
+    # a cap above the ok rows reads everything: the full manifest, plus a note that it fell short
+    everything = prepare_in_the_wild(root, max_rows=50, seed=5)
+    assert list(everything["utt_id"]) == list(full["utt_id"]) and list(everything["status"]) == list(full["status"])
+    assert any("only 8 ok rows exist" in w for w in everything.attrs["warnings"])
+    with pytest.raises(ValueError, match="max_rows"):
+        prepare_in_the_wild(root, max_rows=0)
+
+
+def test_cap_replaces_rows_that_fail_on_reading_and_ignores_listing_order(tmp_path):
+    from pipeline.corpora.common import Pending, read_sample
+
+    items = []
+    for k in range(12):
+        path = tmp_path / f"u{k:02d}.wav"
+        if k % 2:  # every other file is broken: it only shows when read
+            path.write_bytes(b"broken\n" * 8)
+        else:
+            tone(path, seed=k)
+        items.append(Pending(real_row(utt_id=f"u{k:02d}", corpus="c", path=path.name), path))
+    rows, info = read_sample(items, 4, seed=11)
+    ok = [r["utt_id"] for r in rows if r["status"] == "ok"]
+    bad = [r for r in rows if r["status"] == "failed"]
+    assert len(ok) == 4 and len(rows) == info["drawn"] == 4 + len(bad)
+    assert all("not a readable audio file" in r["error"] for r in bad)
+    assert [r["utt_id"] for r in rows] == sorted(r["utt_id"] for r in rows)  # listing order kept
+    shuffled = [items[i] for i in np.random.default_rng(0).permutation(len(items))]
+    rows2, _ = read_sample(shuffled, 4, seed=11)
+    assert sorted(r["utt_id"] for r in rows2) == sorted(r["utt_id"] for r in rows)
+
+
+def test_partitions(tmp_path):
+    root = make_asvspoof(tmp_path / "asv")
+    proto = root / "LA" / "ASVspoof2019_LA_cm_protocols" / "ASVspoof2019.LA.cm.eval.trl.txt"
+    proto.write_text("LA_0039 LA_E_2834763 - - bonafide\nLA_0039 LA_E_1000002 - A07 spoof\nLA_0040 LA_E_1000003 - A19 spoof\n")
+    for utt in ("LA_E_2834763", "LA_E_1000002", "LA_E_1000003"):
+        tone(root / "LA" / "ASVspoof2019_LA_eval" / "flac" / f"{utt}.flac")
+    ev = prepare_asvspoof2019_la(root, splits=("eval",))
+    assert sorted(ev["utt_id"]) == ["LA_E_1000002", "LA_E_1000003", "LA_E_2834763"] and set(ev["split"]) == {"eval"}
+    assert (ev["status"] == "ok").all()
+    assert ev.groupby("label_name").size().to_dict() == {"A07": 1, "A19": 1, "real": 1}
+    assert set(ev.loc[ev["is_fake"], "label"]) == {-1}
+    assert len(prepare_asvspoof2019_la(root)) == len(ev) + 5  # all partitions: train 4 + dev 1 more
+
+    nc = make_ncssd(tmp_path / "NCSSD")
+    zh = prepare_ncssd(nc, subsets=("R-ZH",))
+    assert list(zh["utt_id"]) == ["ncssd-R-ZH-0_1_d7"]
+    assert len(prepare_ncssd(nc, subsets=("C-EN", "R-ZH"))) == len(prepare_ncssd(nc)) == 5
+    with pytest.raises(ValueError, match=r"subset\(s\) \['R-EN'\] not found.*'C-EN', 'R-ZH'"):
+        prepare_ncssd(nc, subsets=("R-EN",))
+
+    ai = make_aishell3(tmp_path / "ai")
+    assert set(prepare_aishell3(ai, splits=("test",))["split"]) == {"test"}
+    with pytest.raises(ValueError, match="unknown AISHELL-3 split"):
+        prepare_aishell3(ai, splits=("eval",))

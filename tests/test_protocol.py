@@ -265,6 +265,57 @@ def test_unseen_real_diff_source_alm():
         build_protocol(small_config(unseen_real=(SourceSet(base.real[:1]),)), "/x", write=False)
 
 
+def test_ood_other_takes_spoofs_and_left_out_is_honest(tmp_path):
+    """One LA eval manifest and one ITW manifest feed unseen_real (bona fide) and ood_other
+    (spoofs); rows one subset takes are not reported as left out by the other."""
+    la = to_frame([real_row(utt_id=f"LA_E_{i}", corpus="asvspoof2019_la", speaker="LA_0039", split="eval",
+                            path=f"/la/{i}.flac") for i in range(4)]
+                  + [external_spoof_row(attack=f"A{7 + i % 3:02d}", utt_id=f"LA_E_s{i}", corpus="asvspoof2019_la",
+                                        speaker="LA_0039", split="eval", path=f"/la/s{i}.flac") for i in range(9)])
+    la.loc[la["utt_id"] == "LA_E_s8", ["status", "error"]] = ["failed", "boom"]
+    itw = to_frame([real_row(utt_id=f"itw-{i}", corpus="in_the_wild", path=f"/itw/{i}.wav") for i in range(3)]
+                   + [external_spoof_row(attack="unknown", utt_id=f"itw-s{i}", corpus="in_the_wild", path=f"/itw/s{i}.wav")
+                      for i in range(5)])
+    la.attrs["path"], itw.attrs["path"] = "<la>", "<itw>"
+    both = (SourceSet((la,)), SourceSet((itw,)))
+    cfg = small_config(unseen_real=both, ood_other=(SourceSet((la,)), SourceSet((itw,), "itw", max_rows=2)))
+    out = build_protocol(cfg, tmp_path, write=True)
+    assert list(out) == ["train", "dev", "eval_id", "eval_ood", "unseen_real", "ood_other"]
+    oo = out["ood_other"]
+    assert oo.groupby("condition").size().to_dict() == {"asvspoof2019_la": 8, "itw": 2}
+    assert oo["is_fake"].all() and (oo["label"] == -1).all() and set(oo["subset"]) == {"ood_other"}
+    assert set(oo.loc[oo["condition"] == "asvspoof2019_la", "label_name"]) == {"A07", "A08", "A09"}
+    assert "LA_E_s8" not in set(oo["utt_id"])  # failed rows are never used
+    assert out["unseen_real"].groupby("condition").size().to_dict() == {"asvspoof2019_la": 4, "in_the_wild": 3}
+    # the seeded ITW sample is reproducible
+    again = build_protocol(cfg, tmp_path / "again", write=False)["ood_other"]
+    assert list(again["utt_id"]) == list(oo["utt_id"])
+    info = json.loads((tmp_path / "protocol" / "protocol.json").read_text())
+    left = info["left_out"]
+    assert not any(k.startswith("unseen_real") or k.endswith("bona fide rows") for k in left), left
+    assert left["ood_other[1] rows over max_rows"] == 3
+    assert info["failed_rows_dropped"]["<la>"] == 1 and info["rows"]["ood_other"] == 10
+    assert [c["manifests"] for c in info["config"]["ood_other"]] == [["<la>"], ["<itw>"]]
+    written = read_manifest(tmp_path / "protocol" / "ood_other.parquet")
+    assert len(written) == 10 and set(written["condition"]) == {"asvspoof2019_la", "itw"}
+    summary = pd.read_csv(tmp_path / "protocol" / "summary.csv")
+    assert summary.loc[summary["subset"] == "ood_other", "rows"].sum() == 10
+    # without ood_other the LA/ITW spoofs are left out, and said so
+    solo = small_config(unseen_real=both)
+    build_protocol(solo, tmp_path / "solo")
+    left = json.loads((tmp_path / "solo" / "protocol" / "protocol.json").read_text())["left_out"]
+    assert left["unseen_real[0] spoofed rows"] == 8 and left["unseen_real[1] spoofed rows"] == 5
+
+
+def test_ood_other_errors():
+    ncssd = reals("ncssd", 1, 3, root="/ncssd")
+    with pytest.raises(ProtocolError, match=r"ood_other\[0\]: no ok spoofed rows"):
+        build_protocol(small_config(ood_other=(SourceSet((ncssd,)),)), "/x", write=False)
+    codec_fakes = fakes_of(ncssd, ("mimi_24k_8q",))
+    with pytest.raises(ProtocolError, match=r"ood_other\[0\]: 3 spoofed rows carry an ST label.*label 1"):
+        build_protocol(small_config(ood_other=(SourceSet((codec_fakes,)),)), "/x", write=False)
+
+
 # ----------------------------------------------------------------------------- recipes and CLI
 
 
@@ -321,6 +372,30 @@ def test_shipped_recipes_parse(name):
             get_variant(vid)  # every variant is in the catalog
         assert sorted(get_variant(v).condition for v in cfg.diff_config) == ["C3-1", "C3-2", "C3-3", "C3-4", "C4-1", "C4-2", "C4-3"]
         assert {s.condition for s in cfg.alm} == {"moshi", "mini-omni", "speechgpt-gen", "valle"}
+        # Table 4 unseen real and Table 5 other fake type: the LA eval partition and ITW manifests
+        # feed both subsets; NCSSD is capped at ingest, so the protocol takes every row of the same
+        # manifest that generation resynthesises (a second sample would hold other turns)
+        ur = {s.condition: s for s in cfg.unseen_real}
+        oo = {s.condition: s for s in cfg.ood_other}
+        assert set(ur) == {"asvspoof2019_la", "in_the_wild", "ncssd"} and set(oo) == {"asvspoof2019_la", "in_the_wild"}
+        for c in oo:
+            assert oo[c].manifests == ur[c].manifests
+        assert "eval" in ur["asvspoof2019_la"].manifests[0].name
+        assert ur["ncssd"].max_rows is None and ur["ncssd"].manifests == cfg.diff_source.sources
+        assert cfg.diff_source.sources[0] in {Path(p) for p in recipe.generate.sources}
+        text = (RECIPES / name).read_text()
+        for cmd in ("ncst ingest asvspoof2019_la <LA> --partition eval", "--max-rows 10000 --seed 688"):
+            assert cmd in text
+        # Mel-LCNN gets the anchor's linear-power mel (80 x 505 at 64600 samples); other models do not
+        import torch
+
+        from train.models import build_model
+
+        mel = TrainConfig.from_recipe(RECIPES / name, model="mel_lcnn")
+        assert mel.model_kwargs == {"log_mel": False} and TrainConfig.from_recipe(RECIPES / name).model_kwargs == {}
+        model = build_model("mel_lcnn", 12, num_samples=mel.num_samples, sample_rate=mel.sample_rate, **mel.model_kwargs)
+        assert model.log_mel is False and model.mel(torch.zeros(1, mel.num_samples)).shape == (1, 80, 505)
+        assert load_study_config(RECIPES / name).eer == "anchor"
 
 
 def test_demo_corpus_through_plan_and_protocol(tmp_path):

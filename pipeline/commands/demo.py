@@ -14,6 +14,10 @@ from typing import Optional
 import typer
 
 DEMO_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "demo.yaml"
+# Short clips, and NCSSD, ASVspoof 2019 LA and In-the-Wild trees for the robustness sets (unseen
+# real, different source, OOD other fake type), so that every column of Tables 4 and 5 has rows.
+DEMO_CORPUS_OPTIONS = dict(min_duration_s=1.0, max_duration_s=1.8, ncssd_dialogues=2, asvspoof2019_la_utterances=3,
+                           in_the_wild_utterances=3)
 MODELS = ("mel_lcnn", "aasist", "w2v2_aasist")
 
 
@@ -45,11 +49,7 @@ def run_demo(out: Path, *, executor: str = "local", models: tuple[str, ...] = MO
         console.rule(f"[bold]{title}[/bold]  ({time.perf_counter() - t_start:.0f} s)")
 
     stage("1/6 demo corpus and ingest")
-    # NCSSD, ASVspoof 2019 LA and In-the-Wild trees feed the robustness sets (unseen real, different
-    # source, OOD other fake type) so that every column of Tables 4 and 5 has rows.
-    demo = make_demo_corpus(out / "corpus", utterances_per_speaker=utterances, min_duration_s=1.0,
-                            max_duration_s=1.8, ncssd_dialogues=2, asvspoof2019_la_utterances=3,
-                            in_the_wild_utterances=3)
+    demo = make_demo_corpus(out / "corpus", utterances_per_speaker=utterances, **DEMO_CORPUS_OPTIONS)
     manifests = ingest_demo_corpus(demo, out / "sources")
     for corpus, (path, df) in manifests.items():
         ok = df["status"] == "ok"

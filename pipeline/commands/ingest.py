@@ -147,7 +147,7 @@ def ingest(
         raise typer.BadParameter(f"unknown corpus {corpus!r}; choose one of {', '.join(READERS)}", param_hint="CORPUS")
     reader = READERS[corpus]
     if seed is not None and max_rows is None:
-        raise typer.BadParameter("--seed only chooses the --max-rows sample; give --max-rows too", param_hint="--seed")
+        raise typer.BadParameter("--seed needs --max-rows (it seeds that sample)", param_hint="--seed")
     if partition and corpus not in PARTITION_PARAMS:
         raise typer.BadParameter(f"--partition does not apply to {corpus} (partitions exist for "
                                  f"{', '.join(PARTITION_PARAMS)})", param_hint="--partition")
