@@ -354,6 +354,7 @@ def test_codecfake_plus_dotted_codec_names_and_flac(tmp_path):
     sem = ok.loc["cfp-p225_001_SemantiCodec_0.35kbps_16k"]
     assert (sem["condition"], json.loads(sem["extra"])["codec"]) == ("SemantiCodec_0.35kbps_16k", "SemantiCodec_0.35kbps_16k")
     assert (sem["aux"], sem["decoder"], sem["vq"], sem["source_utt_id"]) == ("semantic", "frequency", "MVQ", "cfp-p225_001")
+    assert (sem["speaker"], sem["language"]) == ("p225", "en")
     assert sem["path"].endswith("p225_001_SemantiCodec_0.35kbps_16k.flac")
     assert ok.loc["cfp-p225_001_mini", "path"].endswith("p225_001_mini.flac")
     cors = ok[ok["subset"] == "cors"]

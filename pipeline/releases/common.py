@@ -70,7 +70,7 @@ CONFIG_VARIANTS = {
 # NCSSD utterance as ST-Codecfake names it: <subset>_<turn>_<speaker 0|1>_d<dialogue>, e.g.
 # R-EN_6_0_d195; resynthesised and ALM files put one tag in front (mimi_R-ZH_0_0_d2289).
 _NCSSD_RE = re.compile(r"(?:^|_)(?P<subset>[RC]-[A-Z]{2})_(?P<turn>\d+)_(?P<speaker>\d+)_d(?P<dialog>[^_]+)$")
-_VCTK_RE = re.compile(r"^(?P<speaker>[ps]\d+)_\w+$")
+_VCTK_RE = re.compile(r"^(?P<speaker>[ps]\d+)_")
 
 
 class ReleaseError(CorpusError):
