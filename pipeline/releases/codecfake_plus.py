@@ -162,6 +162,7 @@ def prepare_codecfake_plus(root: str | os.PathLike, metadata_dir: str | os.PathL
     rows = Rows()
     audio = root / "all_data_16k"
     learned: dict[str, tuple[str, str, str]] = {}
+    untaxed: set[str] = set()  # codecs already noted as having no taxonomy (one note each)
     suffix = f"_{balance}" if balance else ""
 
     def add(lf: Path, n: int, parts: list[str], subset: str, spk: str, tax_fields: tuple[str, str, str] | None) -> None:
@@ -194,8 +195,9 @@ def prepare_codecfake_plus(root: str | os.PathLike, metadata_dir: str | os.PathL
             tax = tax_fields or learned.get(codec) or CFP_TAXONOMY.get(codec)
             if tax is not None:  # the release's own taxonomy label wins for its rows
                 row.update(aux=tax[0], decoder=tax[1], vq=tax[2])
-            else:
-                rows.warn(f"{where}: codec {codec!r} has no published taxonomy; vq/aux/decoder unknown")
+            elif codec not in untaxed:
+                untaxed.add(codec)
+                rows.warn(f"{where}: codec {codec!r} has no published taxonomy; its rows' vq/aux/decoder are unknown")
             src = stem[: -len(codec) - 1] if codec and stem.endswith("_" + codec) else stem
             row["source_utt_id"] = f"cfp-cors-{src}" if subset == "cors" else f"cfp-{src}"
         rows.add(row, wav, subset, codec or row["label_name"], error or _missing(wav, parts[1], where))
