@@ -24,7 +24,9 @@ overlap, into train / dev / eval; every fake row inherits the split of its sourc
     alm                   externally labelled sets (audio language model outputs), all ok rows
 
 One source manifest may feed both unseen_real and ood_other (bona fide rows go to one, spoofs to
-the other). ``unseen_real``, ``ood_other`` and ``alm`` entries take ``max_rows`` (a seeded sample).
+the other). ``unseen_real``, ``ood_other`` and ``alm`` entries take ``max_rows`` (a seeded sample;
+when the same rows must also feed generation, as NCSSD's do, cap at ingest instead:
+``ncst ingest ... --max-rows``). An entry without a single usable row of its kind is an error.
 
 Each subset is written as ``<output_dir>/protocol/<subset>.parquet`` (manifest kind
 ``protocol``: the manifest columns plus ``subset`` and ``condition``, ``path`` absolute), with

@@ -1,5 +1,8 @@
 """Corpus readers: one module per corpus, each with one ``prepare_<corpus>(corpus_dir, ...,
-num_jobs=1) -> pandas.DataFrame`` returning source-manifest rows (schema of :mod:`manifests`).
+num_jobs=1, max_rows=None, seed=0) -> pandas.DataFrame`` returning source-manifest rows (schema
+of :mod:`manifests`). ``max_rows``/``seed`` keep a seeded sample of that many ok rows (see
+:mod:`.common`); readers of partitioned corpora take ``splits`` (ASVspoof 2019 LA, AISHELL-3) or
+``subsets`` (NCSSD).
 
 Every reader returns the same shape: one row per audio file (failed rows included, with
 ``status="failed"`` and an ``error`` naming the file and the problem), paths relative to
