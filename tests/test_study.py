@@ -20,6 +20,12 @@ import yaml
 from manifests import ST_LABELS, real_row, write_manifest
 from train import study as S
 
+# The paper's headers of Tables 4-6, written out (not taken from the code under test).
+PAPER_TABLE4 = ["model", "19LA", "ITW", "NCSSD", "C3-1", "C3-2", "C3-3", "C3-4", "C4-1", "C4-2", "C4-3",
+                "NCSSD-Mimi", "NCSSD-SNAC", "AVG"]
+PAPER_TABLE5_CONDITIONS = ["OOD single codec", "OOD multi codec", "OOD other fake type", "different config", "different source"]
+PAPER_TABLE5 = ["model", "detector"] + [f"{c} {m}" for c in PAPER_TABLE5_CONDITIONS + ["AVG"] for m in ("AUC", "FPR95", "EER")]
+PAPER_TABLE6 = ["model", "Moshi", "Mini-omni", "SpeechGPT-Gen", "VALL-E", "AVG"]
 ID_CODECS = {1: "Mimi", 2: "SpeechTokenizer", 3: "FunCodec", 4: "EnCodec", 5: "FACodec", 6: "SNAC"}
 TAX = {"vq": "MVQ", "aux": "none", "decoder": "time"}
 
@@ -49,6 +55,8 @@ def build_protocol(root: Path, n: int = 4, audio=None, with_alm: bool = True, dr
         "diff_config": [(3, "C3-1"), (4, "C4-1")],
         "diff_source": [(1, "NCSSD-mimi"), (6, "NCSSD-snac"), (7, "NCSSD-wavtokenizer")],
         "ood_config": [(7, "wavtokenizer_small40")],
+        # spoofed rows of other corpora (label -1, condition = corpus): the paper's "OOD other fake type"
+        "ood_other": [(-1, "asvspoof2019_la"), (-1, "in_the_wild")],
         "alm": [(-1, "moshi"), (-1, "valle")] if with_alm else [],
     }
     for subset, groups in spec.items():
@@ -72,7 +80,8 @@ class Preds:
 
 class KnownPredictor:
     """ID rows: confident on their class (except the last SNAC row of each set -> real);
-    OOD and ALM rows: flat logits, embeddings in their own direction. Moshi -> Mimi, VALL-E -> real."""
+    OOD rows (labels 7-11, and the ood_other fakes): flat logits, embeddings in their own direction;
+    ALM rows: Moshi -> Mimi, VALL-E (and other label -1 rows) -> real."""
 
     classes = list(range(7))
 
@@ -85,9 +94,12 @@ class KnownPredictor:
         logits = np.zeros((n, 7), np.float32)
         emb = np.zeros((n, d), np.float32)
         rng = np.random.default_rng(len(rows))
-        for i, (lab, cond, uid) in enumerate(zip(rows["label"], rows["condition"], rows["utt_id"])):
+        subsets = rows["subset"] if "subset" in rows.columns else [""] * n
+        for i, (lab, cond, uid, sub) in enumerate(zip(rows["label"], rows["condition"], rows["utt_id"], subsets)):
             lab = int(lab)
-            if 0 <= lab < 7:
+            if sub == "ood_other":
+                emb[i, 12] = 3.0  # flat logits, a direction of their own
+            elif 0 <= lab < 7:
                 target = 0 if (lab == 6 and uid.endswith("-3")) else lab
                 logits[i, target] = 8.0
                 emb[i, lab] = 3.0
@@ -138,7 +150,8 @@ def test_study_tables_with_known_predictions(tmp_path):
     pred = KnownPredictor()
     res = S.run_study_from_recipe(recipe, predict_fn=pred)
     out = tmp_path / "out" / "study"
-    for stem in ("table3_id_f1", "table4_robustness", "table5_ood", "table6_alm"):
+    for stem in ("table3_id_f1", "table4_robustness", "table4_robustness_detail", "table5_ood", "table5_ood_detail",
+                 "table6_alm", "table6_alm_detail"):
         assert (out / f"{stem}.csv").exists() and (out / f"{stem}.md").exists()
     r = json.loads((out / "results.json").read_text())["models"]["known"]
 
@@ -160,7 +173,7 @@ def test_study_tables_with_known_predictions(tmp_path):
     t5 = pd.DataFrame(r["table5"])
     conds = set(t5["condition"])
     assert {"eval_ood/WavTokenizer", "eval_ood/SoundStream", "eval_ood/all", "ood_config/wavtokenizer_small40",
-            "diff_source/NCSSD-wavtokenizer", "average"} <= conds
+            "diff_source/NCSSD-wavtokenizer", "ood_other/asvspoof2019_la", "ood_other/all", "average"} <= conds
     assert set(t5["detector"]) == set(S.DETECTOR_NAMES)
     for det in ("msp", "energy", "knn", "mahalanobis"):
         avg = t5[(t5.detector == det) & (t5.condition == "average")].iloc[0]
@@ -169,19 +182,50 @@ def test_study_tables_with_known_predictions(tmp_path):
     assert all_row["n_id"] == 28 and all_row["n_ood"] == 20
     multi = t5[(t5.detector == "msp") & (t5.condition == "eval_ood/labels 8-11")].iloc[0]
     assert multi["n_ood"] == 16
+    other = t5[(t5.detector == "msp") & (t5.condition == "ood_other/all")].iloc[0]
+    assert other["n_ood"] == 8  # label -1 rows: not filtered out by the OOD labels
     avg = t5[(t5.detector == "msp") & (t5.condition == "average")].iloc[0]
-    assert avg["n_ood"] == 28  # 5 codecs + ood_config + diff_source, 4 rows each; aggregates not counted
+    assert avg["n_ood"] == 36  # 5 codecs + ood_config + diff_source + 2 other corpora, 4 rows each; aggregates not counted
 
     # Table 6: moshi all traced to Mimi (its back end) and called fake; VALL-E called real
     t6 = {x["condition"]: x for x in r["table6"]}
     assert t6["moshi"]["detect_f1"] == 1.0 and t6["moshi"]["backend_f1"] == 1.0 and t6["moshi"]["backend"] == "1 Mimi"
     assert t6["valle"]["detect_f1"] == 0.0 and t6["valle"]["fake_rate"] == 0.0 and t6["valle"]["backend_f1"] == 0.0
 
+    # the paper's layouts, read back from the CSV files
+    t4p = pd.read_csv(out / "table4_robustness.csv", comment=">")
+    assert list(t4p.columns) == PAPER_TABLE4
+    row = t4p.iloc[0]
+    assert row["19LA"] == 1.0 and row["ITW"] == 1.0 and row["C3-1"] == 1.0 and row["NCSSD-SNAC"] == 0.75
+    assert row["NCSSD"] == S.NA and row["C4-3"] == S.NA
+    assert row["AVG"] == pytest.approx((5 * 1.0 + 0.75) / 6)  # the 6 available of the 12 cells
+    assert "AVG is the mean over the available cells only; no number in: NCSSD, C3-2" in (out / "table4_robustness.md").read_text()
+    t5p = pd.read_csv(out / "table5_ood.csv", comment=">")
+    assert list(t5p.columns) == PAPER_TABLE5
+    assert list(t5p["detector"]) == ["MSP", "Energy", "KNN", "Mahalanobis", "NSD", "AVG"]
+    msp = t5p.iloc[0]
+    for cond in ("OOD single codec", "OOD multi codec", "OOD other fake type", "different config", "different source"):
+        assert msp[f"{cond} AUC"] == 1.0 and msp[f"{cond} EER"] == 0.0, cond
+    for col in PAPER_TABLE5[2:]:  # AVG row = mean over the detectors; AVG columns = mean over the conditions
+        assert t5p[col].iloc[5] == pytest.approx(t5p[col].iloc[:5].mean()), col
+    for m in ("AUC", "FPR95", "EER"):
+        cells = t5p[[f"{c} {m}" for c in PAPER_TABLE5_CONDITIONS]].iloc[:5]
+        assert t5p[f"AVG {m}"].iloc[:5].to_numpy() == pytest.approx(cells.mean(axis=1).to_numpy())
+    md5 = (out / "table5_ood.md").read_text()
+    assert "EER convention: interpolated" in md5 and "AVG is the mean over the available" not in md5
+    assert "EER convention: interpolated" in (out / "table5_ood_detail.md").read_text()
+    assert res.results["eer_convention"] == "interpolated" and len(r["table5_paper"]) == 6
+    t6p = pd.read_csv(out / "table6_alm.csv", comment=">")
+    assert list(t6p.columns) == PAPER_TABLE6
+    assert t6p.iloc[0]["Moshi"] == 1.0 and t6p.iloc[0]["VALL-E"] == 0.0 and t6p.iloc[0]["AVG"] == 0.5
+    assert r["table4_paper"]["AVG"] == pytest.approx(row["AVG"]) and r["table6_paper"]["Mini-omni"] == S.NA
+
     # report: random weights on its first line, every table, embedded images
     html = res.report.read_text()
     assert "RANDOM WEIGHTS" in html.splitlines()[0] and "random:7" in html.splitlines()[0]
-    for title in ("Table 3", "Table 4", "Table 5", "Table 6"):
+    for title in ("Table 3", "Table 4", "Table 5", "Table 6", "Table 4 detail", "Table 5 detail", "Table 6 detail"):
         assert title in html
+    assert "EER convention: interpolated" in html
     assert html.count("data:image/png;base64,") == 4
     md = (out / "table5_ood.md").read_text()
     assert md.startswith("> **WARNING: RANDOM WEIGHTS")
@@ -195,7 +239,8 @@ def test_study_tables_with_known_predictions(tmp_path):
 
 
 def test_missing_subsets_say_no_data(tmp_path):
-    recipe = _setup(tmp_path, with_alm=False, drop=("unseen_real", "diff_config", "diff_source", "ood_config", "eval_ood", "train"))
+    recipe = _setup(tmp_path, with_alm=False,
+                    drop=("unseen_real", "diff_config", "diff_source", "ood_config", "ood_other", "eval_ood", "train"))
     (tmp_path / "out" / "protocol" / "eval_ood.parquet").write_bytes(b"not parquet")  # unreadable: reported, skipped
     res = S.run_study_from_recipe(recipe, predict_fn=KnownPredictor(), plots=False)
     assert "eval_ood.parquet" in res.results["protocol_errors"]["eval_ood"]
@@ -204,6 +249,10 @@ def test_missing_subsets_say_no_data(tmp_path):
     assert {x["f1"] for x in r["table4"]} == {S.NA}
     assert {x["auc"] for x in r["table5"]} == {S.NA}
     assert r["table6"][0]["detect_f1"] == S.NA
+    # the paper layouts: every cell and every AVG says no data
+    assert set(r["table4_paper"].values()) == {"known", S.NA}
+    assert {v for x in r["table5_paper"] for k, v in x.items() if k not in ("model", "detector")} == {S.NA}
+    assert r["table6_paper"]["AVG"] == S.NA
     html = res.report.read_text()
     assert html.count(S.NA) >= 4 and "Table 6" in html and "could not be read" in html
 
@@ -233,7 +282,7 @@ def test_real_weights_no_banner_and_failed_model_goes_on(tmp_path):
         df = pd.read_parquet(out / "protocol" / f"{sub}.parquet")
         df["weights_id"] = np.where(df["codec"] != "", "sha256:abc", "")
         write_manifest(df, out / "protocol" / f"{sub}.parquet", kind="protocol")
-    for sub in ("unseen_real", "diff_config", "diff_source", "ood_config", "alm", "dev"):
+    for sub in ("unseen_real", "diff_config", "diff_source", "ood_config", "ood_other", "alm", "dev"):
         (out / "protocol" / f"{sub}.parquet").unlink()
     recipe = _recipe(tmp_path, {"models": ["good", "broken"], "plots": False, "detectors": ["msp", "knn"]})
     good = KnownPredictor()
@@ -265,6 +314,47 @@ def test_cli_reports_a_broken_checkpoint_and_still_writes_the_report(tmp_path):
     results = json.loads((tmp_path / "out" / "study" / "results.json").read_text())
     assert results["models"]["known"]["status"] == "failed"
     assert "RANDOM WEIGHTS" in (tmp_path / "out" / "study" / "report.html").read_text().splitlines()[0]
+
+
+class SaturatingPredictor(KnownPredictor):
+    """Confident everywhere: ID rows put 30 on their class, OOD rows 20 on Mimi. In float64 the
+    MSP of ID rows (1 - 6 e^-30) stays above the OOD rows' (1 - 6 e^-20); in float32 both are 1.0."""
+
+    def __call__(self, ref, rows):
+        p = super().__call__(ref, rows)
+        for i, lab in enumerate(rows["label"]):
+            if 0 <= int(lab) < 7:
+                p.logits[i] *= 30.0 / 8.0
+            elif int(lab) >= 7 or rows["subset"].iloc[i] == "ood_other":
+                p.logits[i, 1] = 20.0
+        return p
+
+
+def test_eer_anchor_convention_end_to_end(tmp_path):
+    recipe = _setup(tmp_path)
+    pred = SaturatingPredictor()
+    conds = ("OOD single codec", "OOD multi codec", "OOD other fake type", "different config", "different source")
+
+    def table5(eer: str) -> pd.DataFrame:
+        res = S.run_study_from_recipe(recipe, predict_fn=pred, plots=False, detectors=["msp", "energy"], eer=eer,
+                                      output=f"out/study-{eer}")
+        assert res.results["eer_convention"] == eer
+        assert f"EER convention: {eer}" in (res.output / "table5_ood.md").read_text()
+        assert f"EER convention: {eer}" in (res.output / "cors_detection.md").read_text()
+        assert f"EER convention: {eer}" in res.report.read_text()
+        return pd.read_csv(res.output / "table5_ood.csv", comment=">").set_index("detector")
+
+    interp, anchor = table5("interpolated"), table5("anchor")
+    for cond in conds:
+        # float64 MSP separates ID from OOD perfectly
+        assert interp.loc["MSP", f"{cond} AUC"] == 1.0 and interp.loc["MSP", f"{cond} EER"] == 0.0, cond
+        # float32 MSP: every score is 1.0; the anchor's EER rejects all ID before any OOD -> 1.0
+        assert anchor.loc["MSP", f"{cond} AUC"] == 0.5 and anchor.loc["MSP", f"{cond} EER"] == 1.0, cond
+        # energy (logsumexp, float64 either way) is not tied: both conventions give 0
+        assert interp.loc["Energy", f"{cond} EER"] == 0.0 and anchor.loc["Energy", f"{cond} EER"] == 0.0, cond
+    assert anchor.loc["AVG", "AVG EER"] == pytest.approx(0.5)  # mean of MSP 1.0 and Energy 0.0
+    with pytest.raises(ValueError, match=r"recipe.yaml: study: eer must be one of \('interpolated', 'anchor'\)"):
+        S.load_study_config(recipe, eer="aasist")
 
 
 TRAINER = importlib.util.find_spec("train.trainer") is not None and importlib.util.find_spec("train.predict") is not None
@@ -312,7 +402,8 @@ def test_study_with_real_trainer_via_cli(tmp_path):
     assert r["status"] == "ok" and r["classes"] == list(range(7))
     assert r["table3"]["n"] == 14 and 0.0 <= r["table3"]["macro_f1"] <= 1.0
     aucs = [x["auc"] for x in r["table5"] if x["condition"] != S.NA]
-    assert len(aucs) == 5 * 10 and all(0.0 <= a <= 1.0 for a in aucs)  # 5 detectors x (8 conditions + 8-11 + average)
+    # 5 detectors x (9 conditions + the aggregates eval_ood 8-11, eval_ood/all, ood_other/all + average)
+    assert len(aucs) == 5 * 13 and all(0.0 <= a <= 1.0 for a in aucs)
     html = (study / "report.html").read_text()
     assert "RANDOM WEIGHTS" in html.splitlines()[0]
     for title in ("Table 3", "Table 4", "Table 5", "Table 6"):
