@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from manifests import ST_LABELS
 
 from . import metrics as M
+from .tables import AGGREGATE_CONDITIONS
 
 __all__ = ["confusion", "embedding_map", "model_plots", "roc_curves", "score_histograms"]
 
@@ -169,7 +170,8 @@ def model_plots(model: str, res: Mapping[str, Any], out_dir: Path, config: Any) 
             embedding_map(emb, y, out_dir / "embeddings.png", method=config.embedding_map, seed=config.seed, title=model))
     if scores:
         id_s = {d: s["eval_id"] for d, s in scores.items() if "eval_id" in s}
-        ood_s = {d: np.concatenate([v for c, v in s.items() if c != "eval_id" and not c.startswith("eval_ood/all") and c != "eval_ood/labels 8-11"] or [np.empty(0)])
+        # every OOD row once: the aggregates repeat rows of the per-condition sets
+        ood_s = {d: np.concatenate([v for c, v in s.items() if c != "eval_id" and c not in AGGREGATE_CONDITIONS] or [np.empty(0)])
                  for d, s in scores.items()}
         add(f"{model}: OOD scores, ID (eval_id) vs every OOD condition", score_histograms(id_s, ood_s, out_dir / "scores.png", title=model))
     return out
