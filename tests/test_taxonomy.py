@@ -271,3 +271,20 @@ def test_rawboost_parts_behave_as_described():
     assert np.corrcoef(z, x)[0, 1] > 0.3
     with pytest.raises(ValueError, match="algorithm"):
         rawboost(x, 16000, 3, np.random.default_rng(0))
+
+
+def test_dataset_rawboost_is_seeded_per_epoch(tmp_path):
+    from test_train_data import make_protocol
+    from train.data import AudioDataset, read_protocol
+
+    df = read_protocol(make_protocol(tmp_path, {"train": {0: 1, 1: 1}}, seconds=0.2), "train")
+    plain = AudioDataset(df, [0, 1], num_samples=4000)
+    boosted = AudioDataset(df, [0, 1], num_samples=4000, rawboost=5, seed=1)
+    a, again = boosted[1]["wav"], boosted[1]["wav"]
+    assert a.shape == (4000,) and torch.equal(a, again)
+    assert not torch.allclose(a, plain[1]["wav"], atol=1e-4)
+    boosted.set_epoch(1)
+    assert not torch.equal(boosted[1]["wav"], a)  # a new distortion each epoch, the same on a resume
+    assert boosted.rows.tolist() == [0, 1]
+    with pytest.raises(ValueError, match="RawBoost"):
+        AudioDataset(df, [0, 1], rawboost=4)

@@ -177,7 +177,7 @@ def test_predict_taxonomy_output(protocol, w2v2, tmp_path):
 def test_preset_and_recipe(tmp_path):
     c = TrainConfig.from_preset("codec_taxonomy", epochs=2)
     assert (c.model, c.variant, c.lr, c.weight_decay, c.batch_size, c.seed, c.epochs) == ("taxonomy", "M1", 1e-6, 1e-4, 8, 1234, 2)
-    assert (c.w2v2_finetune, c.w2v2_layer, c.rawboost, c.balance, c.lr_gamma) == (True, 24, 5, "aux", 1.0)
+    assert (c.w2v2_finetune, c.w2v2_layer, c.w2v2_normalize, c.rawboost, c.balance, c.lr_gamma) == (True, 24, False, 5, "aux", 1.0)
     assert c.frontend_kind == "fine-tuned"
     base = TrainConfig()  # the baselines' defaults are untouched
     assert (base.lr, base.batch_size, base.seed, base.rawboost, base.w2v2_finetune) == (5e-4, 24, 688, 0, False)

@@ -30,11 +30,12 @@ BALANCE_CHOICES = ("aux", "dec", "vq", "none")
 # codec_taxonomy follows the codec-taxonomy authors' train.py / train.sh (ResponsibleGenAI/
 # CodecFake-Source-Tracing, w2v2_aasist_baseline): Adam(lr 1e-6, weight decay 1e-4) with no lr
 # schedule (lr_gamma 1.0), batch 8, 20 epochs, seed 1234, XLS-R 300m fine-tuned and read at its
-# last (24th) layer, RawBoost algorithm 5, 64600 samples (first samples, repeat-padded),
-# AUX-balanced epochs, M1, task weights fixed and equal.
+# last (24th) layer on raw, un-normalised waveforms (they call the fairseq model directly, without
+# the feature extractor's normalisation), RawBoost algorithm 5, 64600 samples (first samples,
+# repeat-padded), AUX-balanced epochs, M1, task weights fixed and equal.
 PRESETS: dict[str, dict[str, Any]] = {
     "codec_taxonomy": dict(
-        model="taxonomy", variant="M1", w2v2_finetune=True, w2v2_model=DEFAULT_W2V2, w2v2_layer=24,
+        model="taxonomy", variant="M1", w2v2_finetune=True, w2v2_model=DEFAULT_W2V2, w2v2_layer=24, w2v2_normalize=False,
         lr=1e-6, weight_decay=1e-4, lr_gamma=1.0, batch_size=8, epochs=20, seed=1234, rawboost=5,
         balance="aux", learnable_task_weights=False, num_samples=64600, random_crop=False,
     ),
