@@ -111,6 +111,7 @@ def check_resynthesize_at_raw_lengths(
     signal: torch.Tensor,
     lengths: Sequence[int],
     out_samples: Callable[[int], int] | None = None,
+    outside: float = 0.0,
 ) -> None:
     """``codec.resynthesize`` equals the upstream path run at each item's raw length.
 
@@ -118,7 +119,9 @@ def check_resynthesize_at_raw_lengths(
     directly on the unpadded signal); its output is cut or zero-filled to ``n`` (upstream returns
     ``m != n`` samples for lengths that are not a multiple of the hop). Items cut from ``signal`` at
     different offsets are checked alone and inside one right-padded batch (junk in the padding),
-    within the fixture bound (1e-4 x max|reference|). ``out_samples(n)``: the ``m`` upstream gives.
+    within the fixture bound (1e-4 x max|reference|; ``outside``: the share of samples allowed past
+    it, for fixtures whose notes say float32 rounding is amplified). ``out_samples(n)``: the ``m``
+    upstream gives.
     """
     lengths = [int(n) for n in lengths]
     flat = signal.reshape(-1)
@@ -139,6 +142,6 @@ def check_resynthesize_at_raw_lengths(
         assert float(ref.abs().max()) > 0, f"silent reference for length {n}"
         alone = codec.resynthesize(x, torch.tensor([n]))
         assert alone.shape == (1, 1, n)
-        assert_close_to_reference(alone[0], ref[0])
-        assert_close_to_reference(out[i, :, :n], ref[0])
+        assert_close_to_reference(alone[0], ref[0], outside=outside)
+        assert_close_to_reference(out[i, :, :n], ref[0], outside=outside)
         assert torch.all(out[i, :, n:] == 0), f"item {i} (length {n}) is not zero past its end"

@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from native_fixtures import assert_close_to_reference, expected_shapes, filled_state_dict, load_fixture, needs_fixtures
+from native_fixtures import (
+    assert_close_to_reference,
+    check_resynthesize_at_raw_lengths,
+    expected_shapes,
+    filled_state_dict,
+    load_fixture,
+)
 
 from codec_wrappers.audiodec import (
     AudioDecCodec,
@@ -44,19 +50,25 @@ def _random(cfg: AudioDecConfig, seed: int = 0) -> AudioDecModel:
     return model
 
 
-@needs_fixtures
-def test_fixture_through_official_checkpoint_files(tmp_path):
+@pytest.fixture(scope="module")
+def fixture_codec(tmp_path_factory):
+    """(json, npz, codec loaded through the registry from upstream-layout .pkl files of the fixture weights)."""
     from codec_wrappers.registry import load_codec
 
     meta, ref = load_fixture(VARIANT)
+    sds = _filled(meta)
+    folder = tmp_path_factory.mktemp("audiodec")
+    for rel, sd in ((ENC, sds["encoder"]), (VOC, sds["decoder"])):
+        (folder / rel).parent.mkdir(parents=True)
+        torch.save({"model": {"generator": sd}, "steps": 500000}, folder / rel)  # upstream .pkl layout
+    return meta, ref, load_codec(VARIANT, str(folder))
+
+
+def test_fixture_through_official_checkpoint_files(fixture_codec):
+    meta, ref, codec = fixture_codec
     expected = {f"autoencoder.{k}": s for k, s in expected_shapes(meta, "encoder").items()}
     expected.update({f"vocoder.{k}": s for k, s in expected_shapes(meta, "decoder").items()})
     assert {k: tuple(v.shape) for k, v in AudioDecModel().state_dict().items()} == expected
-    sds = _filled(meta)
-    for rel, sd in ((ENC, sds["encoder"]), (VOC, sds["decoder"])):
-        (tmp_path / rel).parent.mkdir(parents=True)
-        torch.save({"model": {"generator": sd}, "steps": 500000}, tmp_path / rel)  # upstream .pkl layout
-    codec = load_codec(VARIANT, str(tmp_path))
     assert isinstance(codec, AudioDecCodec) and codec.weights.weights_id.startswith("sha256:")
     x = torch.from_numpy(ref["input"])
     with torch.inference_mode():
@@ -66,6 +78,14 @@ def test_fixture_through_official_checkpoint_files(tmp_path):
     # through resynthesize, twice: the warm state is restored for every call
     for _ in range(2):
         assert_close_to_reference(codec.resynthesize(x, torch.tensor([x.shape[-1]])), ref["output"])
+
+
+def test_resynthesize_equals_upstream_at_raw_lengths(fixture_codec):
+    """Upstream runs the raw length (ceil(n/300) frames, output cut to n); resynthesize pads each item to
+    whole frames, which a causal model cannot see: equal alone and inside a padded batch."""
+    _, ref, codec = fixture_codec
+    check_resynthesize_at_raw_lengths(codec, lambda x: codec.model(x)["output"], torch.from_numpy(ref["input"]),
+                                      [7201, 5099], out_samples=lambda n: n)
 
 
 def test_generator_state_dict_and_strict_loading():

@@ -17,7 +17,13 @@ from codec_wrappers.funcodec import (
     config_from_yaml,
     load_official_state_dict,
 )
-from native_fixtures import assert_close_to_reference, expected_shapes, filled_state_dict, load_fixture, needs_fixtures
+from native_fixtures import (
+    assert_close_to_reference,
+    check_resynthesize_at_raw_lengths,
+    expected_shapes,
+    filled_state_dict,
+    load_fixture,
+)
 
 VARIANTS = ["funcodec_16k_ds320_time", "funcodec_16k_ds320_freq"]
 
@@ -46,7 +52,6 @@ def _random_model(cfg: FunCodecConfig, seed: int = 0) -> FunCodecModel:
     return model
 
 
-@needs_fixtures
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_fixture_keys_codes_and_waveform(variant):
     meta, ref, filled = _reference(variant)
@@ -61,6 +66,33 @@ def test_fixture_keys_codes_and_waveform(variant):
             assert out["codes"].dtype == torch.int64
             np.testing.assert_array_equal(out["codes"].numpy(), ref[codes_key][0])
             assert_close_to_reference(out["output"], ref[out_key])
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_resynthesize_equals_upstream_at_raw_lengths(variant):
+    """Upstream runs the raw length (RMS, reflect padding and GroupNorm over the real item); resynthesize cuts
+    its output to n (time: ceil(n/320)*320 samples; freq: the ISTFT's (2 ceil(F/2) - 1) * 160 for
+    F = 1 + n // 160 STFT frames, zero-filled), alone and inside a padded batch."""
+    meta, ref, filled = _reference(variant)
+    model = FunCodecModel(_fixture_config(variant)).eval()
+    load_official_state_dict(model, filled, "filled")
+    codec = FunCodecCodec(get_variant(variant), ResolvedWeights(kind="random", seed=0, source="fixture"), model)
+
+    def upstream(x):
+        latent, scale = model.encode(x)
+        _, quantized = model.quantizer(latent, model.config.n_quantizers)
+        return model.decode(quantized, scale)
+
+    def out_samples(n):
+        if variant.endswith("freq"):
+            return (2 * -(-(1 + n // 160) // 2) - 1) * 160
+        return -(-n // 320) * 320
+
+    check_resynthesize_at_raw_lengths(codec, upstream, torch.from_numpy(ref["input"]), [4001, 2897, 4800],
+                                      out_samples=out_samples)
+    if variant.endswith("time"):  # one masked forward honours every item's raw length too
+        codec.batch_mode = "masked"
+        check_resynthesize_at_raw_lengths(codec, upstream, torch.from_numpy(ref["input"]), [4001, 2897, 4800])
 
 
 def test_bit_width_selects_quantizers_like_upstream():
@@ -124,7 +156,6 @@ def _yaml_for(meta) -> dict:
             "quantizer_conf": hp["quantizer_conf_from_yaml"], "model_conf": hp["model_resolved_kwargs"]}
 
 
-@needs_fixtures
 def test_official_layout_checkpoint_loads_strictly(tmp_path):
     """A model.pth in upstream's flat layout (discriminator included) + config.yaml, via the registry."""
     from codec_wrappers.registry import load_codec as registry_load
@@ -224,7 +255,6 @@ def test_masked_batch_mode_equals_exact():
     torch.testing.assert_close(masked.resynthesize(audio[:2], short), exact.resynthesize(audio[:2], short), rtol=0, atol=0)
 
 
-@needs_fixtures
 def test_masked_path_reproduces_the_fixture():
     _, ref, filled = _reference("funcodec_16k_ds320_time")
     model = FunCodecModel(FunCodecConfig()).eval()
