@@ -20,7 +20,9 @@ warms the models up once: the encoder encodes 8192 zeros, the vocoder decodes th
 buffers left by that warm-up are the state every utterance starts from here (computed once at load,
 copied per item), so items are independent and batched output equals one-by-one output. The
 model is causal, so right zero-padding to a multiple of the 300-sample hop does not change the
-valid samples. Codes are ``(8, B, frames)`` offset by ``1024 * i`` as upstream's ``flatten_idx``.
+valid samples: upstream runs the raw length N (every strided stage gives ``ceil(n/s)`` frames, so
+``ceil(N/300)`` frames, output cut to N), and the padded run gives the same frames and the same first
+N samples, so a batch runs in one call. Codes are ``(8, B, frames)`` offset by ``1024 * i`` as upstream's ``flatten_idx``.
 """
 from __future__ import annotations
 
