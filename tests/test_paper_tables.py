@@ -138,3 +138,13 @@ def test_table6_maps_alms_and_avg_over_the_four():
     assert only["VALL-E"] == NA and only["AVG"] == 1.0
     assert "VALL-E" in P.missing_note([only], PAPER_TABLE6[1:-1])
     assert P.table6_paper("m", [{"model": "m", "condition": NA, "n": 0, "backend_f1": NA}])["AVG"] == NA
+
+
+def test_table6_alm_columns_map_named_sets_into_paper_columns():
+    detail = [{"model": "m", "condition": c, "n": 4, "backend_f1": v} for c, v in
+              (("moshi-standin", 0.9), ("valle-standin", 0.3), ("other", 0.5))]
+    row = P.table6_paper("m", detail, {"moshi-standin": "Moshi", "valle_standin": "VALL-E"})
+    assert row["Moshi"] == 0.9 and row["VALL-E"] == 0.3 and row["Mini-omni"] == NA
+    assert row["AVG"] == pytest.approx((0.9 + 0.3) / 2) and row["other"] == 0.5 and "moshi-standin" not in row
+    with pytest.raises(ValueError, match="not a Table 6 column"):
+        P.table6_paper("m", detail, {"moshi-standin": "Moshy"})

@@ -228,10 +228,19 @@ def table6_columns(extra: Sequence[str] = ()) -> list[str]:
     return ["model", *(c for c, _ in TABLE6_COLUMNS), AVG, *extra]
 
 
-def table6_paper(model: str, detail: Sequence[Mapping[str, Any]]) -> dict:
+def table6_paper(model: str, detail: Sequence[Mapping[str, Any]], columns: Mapping[str, str] | None = None) -> dict:
     """The model's Table 6 row (back-end tracing F1) from its detail rows
-    (:func:`train.tables.table6`); other ALM conditions as extra keys named by condition."""
+    (:func:`train.tables.table6`); other ALM conditions as extra keys named by condition.
+
+    ``columns`` maps further condition names to paper columns (the study's ``alm_columns``, e.g. a
+    stand-in set ``moshi-standin`` -> ``Moshi``); the study notes every such mapping under the table.
+    """
     lookup = {alias: col for col, aliases in TABLE6_COLUMNS for alias in aliases}
+    known = {c for c, _ in TABLE6_COLUMNS}
+    for cond, col in (columns or {}).items():
+        if col not in known:
+            raise ValueError(f"alm_columns: {cond!r} -> {col!r}: not a Table 6 column; expected one of {sorted(known)}")
+        lookup[_norm(cond)] = col
     cells: dict[str, list] = {c: [] for c, _ in TABLE6_COLUMNS}
     extra: dict[str, list] = {}
     for r in detail:

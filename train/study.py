@@ -51,7 +51,7 @@ from manifests.atomic import atomic_path, write_text_atomic
 from .features import is_marked_random
 from .metrics import EER_CONVENTIONS
 from .ood import DETECTOR_NAMES, fit_detectors, make_detector
-from .paper_tables import paper_ood_conditions, table4_paper, table5_paper, table6_paper
+from .paper_tables import TABLE6_COLUMNS, paper_ood_conditions, table4_paper, table5_paper, table6_paper
 from .study_tables import failed_rows, study_tables
 from .tables import (
     DEFAULT_ALM_BACKENDS,
@@ -77,7 +77,7 @@ NEEDED_COLUMNS = ("utt_id", "path", "label", "label_name", "is_fake", "status", 
 RESULT_TABLES = ("table3", "table4", "table4_paper", "table5", "table5_paper", "table6", "table6_paper", "cors")
 STUDY_KEYS = {
     "models", "protocol_dir", "detectors", "output", "title", "checkpoint", "batch_size", "device",
-    "num_workers", "knn_k", "chunk_size", "max_fit_rows", "seed", "embedding_map", "alm_backends",
+    "num_workers", "knn_k", "chunk_size", "max_fit_rows", "seed", "embedding_map", "alm_backends", "alm_columns",
     "dataset_card", "plots", "fit_subset", "eer",
 }
 
@@ -110,11 +110,17 @@ class StudyConfig:
     seed: int = 0
     embedding_map: str = "pca"  # pca | tsne
     alm_backends: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_ALM_BACKENDS))
+    # ALM condition -> the paper's Table 6 column it fills (beyond the built-in names), e.g. a
+    # labelled stand-in set; every mapping is noted under Table 6.
+    alm_columns: Mapping[str, str] = field(default_factory=dict)
     dataset_card: Path | None = None
     plots: bool = True
     eer: str = "interpolated"  # interpolated | anchor (see train.metrics); anchor: MSP in float32 too
 
     def __post_init__(self):
+        bad = {k: v for k, v in dict(self.alm_columns).items() if v not in {c for c, _ in TABLE6_COLUMNS}}
+        if bad:
+            raise ValueError(f"alm_columns: {bad} name no Table 6 column; expected some of {[c for c, _ in TABLE6_COLUMNS]}")
         if self.eer not in EER_CONVENTIONS:
             raise ValueError(f"eer must be one of {EER_CONVENTIONS}, got {self.eer!r}")
         unknown = [d for d in self.detectors if d not in DETECTOR_NAMES]
@@ -198,6 +204,8 @@ def load_study_config(recipe: str | os.PathLike, **overrides: Any) -> StudyConfi
                                    "max_fit_rows", "seed", "embedding_map", "plots", "fit_subset", "eer") if k in sec}
     if "alm_backends" in sec:
         kwargs["alm_backends"] = {str(k).lower(): int(v) for k, v in (sec["alm_backends"] or {}).items()}
+    if "alm_columns" in sec:
+        kwargs["alm_columns"] = {str(k).lower(): str(v) for k, v in (sec["alm_columns"] or {}).items()}
     if "eer" in sec:
         kwargs["eer"] = str(sec["eer"]).lower()
     try:
@@ -461,7 +469,7 @@ def study_model(
         "table5": t5,
         "table5_paper": table5_paper(ref.name, paper_scores, config.detectors, why_not, eer_convention=config.eer),
         "table6": t6,
-        "table6_paper": table6_paper(ref.name, t6),
+        "table6_paper": table6_paper(ref.name, t6, config.alm_columns),
         "cors": table_cors(ref.name, preds["cors"], config.eer),
         "classes": next((p.classes for p in preds.values() if p is not None), []),
         "rows_without_prediction": unreadable,
@@ -515,7 +523,7 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
             if isinstance(v, str) and (v.lower().startswith("random") or is_marked_random(v)):
                 random_ids.append(f"model {k}={v}")
 
-    tables, notes = study_tables(per_model, config.eer)
+    tables, notes = study_tables(per_model, config.eer, config.alm_columns)
     banner = report.random_banner(random_ids)
     table_paths = {}
     for stem, df in tables.items():

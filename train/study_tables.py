@@ -78,9 +78,11 @@ def failed_rows(model: str, error: str, detectors: Sequence[str]) -> dict:
     }
 
 
-def study_tables(per_model: Mapping[str, Mapping[str, Any]], eer_convention: str) -> tuple[dict[str, pd.DataFrame], dict[str, list[str]]]:
+def study_tables(per_model: Mapping[str, Mapping[str, Any]], eer_convention: str,
+                 alm_columns: Mapping[str, str] | None = None) -> tuple[dict[str, pd.DataFrame], dict[str, list[str]]]:
     """``(tables, notes)``: ``tables[stem]`` the frame written as ``<stem>.csv`` / ``.md``, in
-    report order; ``notes[stem]`` the lines printed under its title."""
+    report order; ``notes[stem]`` the lines printed under its title. ``alm_columns``: the study's
+    condition -> Table 6 column mappings, each named in Table 6's notes."""
     res = list(per_model.values())
     t4 = [r["table4_paper"] for r in res]
     t5 = [x for r in res for x in r["table5_paper"]]
@@ -99,7 +101,10 @@ def study_tables(per_model: Mapping[str, Mapping[str, Any]], eer_convention: str
     notes: dict[str, list[str]] = {
         "table4_robustness": [TABLE4_NOTE, missing_note(t4, [c for c, _, _ in TABLE4_COLUMNS])],
         "table5_ood": [TABLE5_NOTE, missing_note(t5, t5_cells)],
-        "table6_alm": [TABLE6_NOTE, missing_note(t6, [c for c, _ in TABLE6_COLUMNS])],
+        "table6_alm": [TABLE6_NOTE, missing_note(t6, [c for c, _ in TABLE6_COLUMNS]),
+                       ("Columns filled from other condition names (study.alm_columns): "
+                        + ", ".join(f"{col} <- {cond}" for cond, col in sorted(alm_columns.items())) + ".")
+                       if alm_columns else None],
     }
     for stem in EER_TABLES:
         notes.setdefault(stem, []).append(EER_NOTES[eer_convention])

@@ -19,6 +19,10 @@ DEMO_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "demo.yaml"
 DEMO_CORPUS_OPTIONS = dict(min_duration_s=1.0, max_duration_s=1.8, ncssd_dialogues=2, asvspoof2019_la_utterances=3,
                            in_the_wild_utterances=3)
 MODELS = ("mel_lcnn", "aasist", "w2v2_aasist")
+# Stand-ins for the paper's ALM sets (Table 6): (condition, the ALM's codec back end). Moshi speaks
+# through Mimi, Mini-omni through SNAC, SpeechGPT-Gen through SpeechTokenizer, VALL-E through EnCodec.
+ALM_STANDINS = (("moshi-standin", "mimi_24k_8q"), ("mini-omni-standin", "snac_24k"),
+                ("speechgpt-gen-standin", "speechtokenizer_16k"), ("valle-standin", "encodec_24k_6kbps"))
 
 
 def run_demo(out: Path, *, executor: str = "local", models: tuple[str, ...] = MODELS, utterances: int = 6,
@@ -56,11 +60,13 @@ def run_demo(out: Path, *, executor: str = "local", models: tuple[str, ...] = MO
         spoofs = int((ok & df["is_fake"].astype(bool)).sum())
         console.print(f"{corpus}: {int(ok.sum())} ok rows{f' ({spoofs} spoofed)' if spoofs else ''}, "
                       f"{df['speaker'].nunique()} speakers -> {path}", highlight=False)
-    # Table 6 needs ALM outputs, which cannot be made here: a flagged stand-in (speech through Mimi).
-    alm_dir = make_alm_standin(out / "corpus" / "alm_standin")
-    alm_path = write_manifest(prepare_labelled_folder(alm_dir, corpus="alm_standin"),
-                              out / "sources" / "alm_standin.parquet", root=alm_dir)
-    console.print(f"alm stand-in (moshi-standin: demo speech through Mimi) -> {alm_path}", highlight=False)
+    # Table 6 needs ALM outputs, which cannot be made here: flagged stand-ins, demo speech through
+    # each ALM's codec back end, named "<alm>-standin".
+    for seed, (label, variant) in enumerate(ALM_STANDINS, start=1):
+        alm_dir = make_alm_standin(out / "corpus" / label, label=label, variant=variant, n=3, seed=seed)
+        alm_path = write_manifest(prepare_labelled_folder(alm_dir, corpus=label.replace("-", "_")),
+                                  out / "sources" / f"{label}.parquet", root=alm_dir)
+        console.print(f"alm stand-in ({label}: demo speech through {variant}) -> {alm_path}", highlight=False)
     recipe = out / "recipe.yaml"
     shutil.copyfile(recipe_template, recipe)
 
