@@ -5,6 +5,10 @@ overlap, into train / dev / eval; every fake row inherits the split of its sourc
 (``source_utt_id``), and a fake whose source is in no split is left out. The subsets::
 
     train, dev, eval_id   reals of the split + fakes of the ID variants (ST labels 0..6)
+    eval_unseen           fakes of the ID variants named by ``holdout`` (variant ids or codec
+                          names), made from the robustness split's reals, no reals: "unseen
+                          codecs" for the taxonomy model. Their rows leave train, dev and eval_id
+                          (rows made from other splits are left out, and counted so)
     eval_ood              fakes of the OOD variants (7..11) made from the eval reals, no reals:
                           as in ST-Codecfake (13228 x 5 = 66140 rows); OOD detection compares
                           eval_id (ID, positive) against these rows, so reals are not repeated here
@@ -65,8 +69,8 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "eval")
 MAIN_SUBSETS = {"train": "train", "dev": "dev", "eval": "eval_id"}
-SUBSETS = ("train", "dev", "eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "ood_other",
-           "alm")
+SUBSETS = ("train", "dev", "eval_id", "eval_unseen", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config",
+           "ood_other", "alm")
 ROLES = ("id", "ood", "diff_config", "ood_config")
 BALANCE_MODES = ("equal", "proportional")
 SHORTFALL_MODES = ("error", "scale")
@@ -125,6 +129,8 @@ class ProtocolConfig:
         conditions: condition names of variants the catalog does not know.
         unseen_real / ood_other / alm: :class:`SourceSet` entries (bona fide rows, spoofed
             rows, all rows); diff_source: a :class:`DiffSource`.
+        holdout: ID variant ids or codec names (case-insensitive) held out of train / dev /
+            eval_id; their fakes of the robustness split form ``eval_unseen``.
     """
 
     real: tuple[ManifestRef, ...]
@@ -144,6 +150,7 @@ class ProtocolConfig:
     diff_source: DiffSource | None = None
     alm: tuple[SourceSet, ...] = ()
     ood_other: tuple[SourceSet, ...] = ()
+    holdout: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.real:
@@ -484,6 +491,22 @@ def _assemble(cfg: ProtocolConfig, output_dir: Path) -> tuple[dict[str, pd.DataF
         return pd.concat(frames, ignore_index=True) if frames else _empty_protocol().assign(_split=None, _condition="")
 
     id_fakes = cat(picked["id"])
+    if cfg.holdout:
+        names = {h.lower() for h in cfg.holdout}
+        held = id_fakes["variant"].str.lower().isin(names) | id_fakes["codec"].fillna("").str.lower().isin(names)
+        matched = set(id_fakes.loc[held, "variant"].str.lower()) | set(id_fakes.loc[held, "codec"].fillna("").str.lower())
+        unmatched = sorted(h for h in cfg.holdout if h.lower() not in matched)
+        if unmatched:
+            raise ProtocolError(f"protocol.holdout: {unmatched} name no ID variant or codec of the fakes "
+                                f"(ID variants: {sorted(set(id_fakes['variant']))}, in {fake_files})")
+        unseen = id_fakes[held & (id_fakes["_split"] == cfg.robustness_split)]
+        if not len(unseen):
+            raise ProtocolError(f"protocol.holdout: the held-out variants have no rows made from a {cfg.robustness_split} "
+                                f"real utterance in {fake_files}")
+        for vid, n in id_fakes[held & (id_fakes["_split"] != cfg.robustness_split)].groupby("variant").size().items():
+            report["left_out"][f"{vid} rows (held out) outside {cfg.robustness_split}"] = int(n)
+        out["eval_unseen"] = _finish(unseen, "eval_unseen", unseen["variant"])
+        id_fakes = id_fakes[~held]
     for s, name in MAIN_SUBSETS.items():
         part = pd.concat([reals[reals["_split"] == s], id_fakes[id_fakes["_split"] == s]], ignore_index=True)
         out[name] = _finish(part, name, part["label_name"])
@@ -682,6 +705,7 @@ def write_split_sources(recipe_or_config: str | os.PathLike | ProtocolConfig,
 PROTOCOL_KEYS = {
     "real", "sizes", "fakes", "seed", "speaker_disjoint", "balance", "shortfall", "id_variants", "ood_variants",
     "diff_config", "ood_config", "robustness_split", "conditions", "unseen_real", "diff_source", "alm", "ood_other",
+    "holdout",
 }
 SET_KEYS = {"manifest", "manifests", "condition", "max_rows"}
 DIFF_SOURCE_KEYS = {"sources", "variants", "fakes", "max_rows"}
@@ -784,6 +808,7 @@ def parse_protocol(section: Any, base: Path, where: str = "<recipe>") -> Protoco
     kw["ood_variants"] = _ids(section.get("ood_variants"), f"{w}.ood_variants")
     kw["diff_config"] = _id_map(section.get("diff_config"), f"{w}.diff_config")
     kw["ood_config"] = _id_map(section.get("ood_config"), f"{w}.ood_config")
+    kw["holdout"] = _ids(section.get("holdout"), f"{w}.holdout") or ()
     if section.get("conditions") is not None:
         if not isinstance(section["conditions"], Mapping):
             raise ProtocolError(f"{w}.conditions: a mapping {{variant: condition}} is needed")

@@ -4,7 +4,9 @@ Each function writes one PNG and returns its path:
 - :func:`roc_curves`: one panel per OOD condition, one curve per detector;
 - :func:`confusion`: true ST label (rows, ID and OOD sets) x predicted class (columns);
 - :func:`score_histograms`: one panel per detector, ID vs OOD score distributions;
-- :func:`embedding_map`: 2-D PCA (or t-SNE) of penultimate embeddings, coloured by ST label.
+- :func:`embedding_map`: 2-D PCA (or t-SNE) of penultimate embeddings, coloured by ST label;
+- :func:`task_confusions`: a codec-taxonomy run's confusion matrices of one head, one panel per
+  eval subset (:func:`taxonomy_plots` draws one figure per head).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from manifests import ST_LABELS
 from . import metrics as M
 from .tables import AGGREGATE_CONDITIONS
 
-__all__ = ["confusion", "embedding_map", "model_plots", "roc_curves", "score_histograms"]
+__all__ = ["confusion", "embedding_map", "model_plots", "roc_curves", "score_histograms", "task_confusions", "taxonomy_plots"]
 
 DPI = 90
 
@@ -150,8 +152,53 @@ def embedding_map(emb: np.ndarray, labels: np.ndarray, path: Path, method: str =
     return _save(fig, path)
 
 
+def task_confusions(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], class_names: Sequence[str], path: Path,
+                    title: str = "") -> Path | None:
+    """One confusion matrix per ``(panel title, true class index, predicted class index)``; rows
+    with an unknown class (-1) are left out; counts printed, colour = row share."""
+    panels = [(t, np.asarray(y), np.asarray(p)) for t, y, p in panels]
+    panels = [(t, y[y >= 0], p[y >= 0]) for t, y, p in panels if (y >= 0).any()]
+    if not panels:
+        return None
+    k = len(class_names)
+    fig, axes = _grid(len(panels), ncols=3, size=1.0 + 0.7 * k)
+    for ax, (name, y, p) in zip(axes, panels):
+        mat = np.zeros((k, k), dtype=np.int64)
+        np.add.at(mat, (y, p), 1)
+        frac = mat / np.maximum(mat.sum(axis=1, keepdims=True), 1)
+        ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, str(mat[i, j]), ha="center", va="center", fontsize=6, color="white" if frac[i, j] > 0.5 else "black")
+        ax.set_xticks(range(k), list(class_names), rotation=45, ha="right", fontsize=6)
+        ax.set_yticks(range(k), list(class_names), fontsize=6)
+        ax.set_xlabel("predicted", fontsize=7)
+        ax.set_ylabel("true", fontsize=7)
+        ax.set_title(f"{name} (n={len(y)})", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def taxonomy_plots(model: str, res: Mapping[str, Any], out_dir: Path) -> list[tuple[str, Path]]:
+    """Per head of a taxonomy run: confusion matrices on every eval subset it was scored on."""
+    from .taxonomy import TASK_CLASSES, TASK_NAMES
+
+    preds = {k: p for k, p in res.get("preds", {}).items() if p is not None}
+    out = []
+    for task in res.get("tasks", ()):
+        panels = [(name, p.targets[task], p.predicted(task)) for name, p in preds.items()]
+        title = f"{model}: {TASK_NAMES[task]} confusion matrices"
+        path = task_confusions(panels, TASK_CLASSES[task], out_dir / f"confusion_{task}.png", title=title)
+        if path is not None:
+            out.append((f"{title} ({res.get('frontend', '')} front end; rows = true class)", path))
+    return out
+
+
 def model_plots(model: str, res: Mapping[str, Any], out_dir: Path, config: Any) -> list[tuple[str, Path]]:
     """All plots of one model's study results; returns ``[(caption, png path)]``."""
+    if res.get("kind") == "taxonomy":
+        return taxonomy_plots(model, res, out_dir)
     preds, scores = res.get("preds", {}), res.get("scores", {})
     out: list[tuple[str, Path]] = []
 

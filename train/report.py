@@ -26,6 +26,10 @@ TABLE_TITLES = {
     "table6_alm": "Table 6 - ALM sets: F1 of tracing to the codec back end, AVG",
     "table6_alm_detail": "Table 6 detail - ALM sets: fake detection from P(real) and back-end tracing",
     "cors_detection": "CodecFake+ CoRS - real vs fake per codec: EER and share called fake, from P(real)",
+    "taxonomy_f1": "Codec taxonomy - weighted F1 per task (REAL + classes) and bona fide vs spoof EER, per eval subset",
+    "taxonomy_f1_detail": "Codec taxonomy detail - F1 per class of each head, per eval subset",
+    "taxonomy_cors": "Codec taxonomy on CodecFake+ CoRS - per codec: true and predicted class, accuracy, EER",
+    "taxonomy_cosg": "Codec taxonomy on CoSG (subset alm) - per system, seen / unseen: true and predicted class, accuracy, EER",
 }
 EER_SENTENCES = {
     "interpolated": "FPR95 and EER are read off the ROC with linear interpolation (EER convention: interpolated).",
@@ -195,7 +199,9 @@ def render_html(
     body.append("<h2>Models</h2>")
     for m, v in models.items():
         cfg = v.get("train_config")
-        body.append(f"<h3>{esc(m)}</h3><p><code>{esc(str(v.get('path', '')))}</code> - classes {esc(str(v.get('classes', '')))}</p>")
+        what = (f"codec-taxonomy {v.get('variant', '')}, heads {', '.join(v.get('tasks') or [])}, "
+                f"{v.get('frontend', '')} front end") if v.get("kind") == "taxonomy" else f"classes {v.get('classes', '')}"
+        body.append(f"<h3>{esc(m)}</h3><p><code>{esc(str(v.get('path', '')))}</code> - {esc(what)}</p>")
         if cfg:
             body.append("<details><summary>training config</summary><pre>"
                         + esc("\n".join(f"{k}: {val}" for k, val in cfg.items())) + "</pre></details>")

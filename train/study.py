@@ -15,7 +15,17 @@ diff_source, ood_config, ood_other, alm, cors) and one or more trained runs; wri
     table6_alm.{csv,md}                the paper's Table 6: back-end tracing F1 per ALM + AVG
     table6_alm_detail.{csv,md}         per ALM: real-vs-fake F1 from P(real), back end, tracing F1
     cors_detection.{csv,md}            CodecFake+ CoRS (subset ``cors``): real-vs-fake EER per codec
+    taxonomy_*.{csv,md}                codec-taxonomy runs (:mod:`train.taxonomy_tables`): weighted F1
+                                       per task and binary EER per eval subset (eval_unseen: the
+                                       protocol's held-out codecs), per class, CoRS per codec, CoSG
+                                       (subset alm) per system with its seen / unseen groups
     plots/*.png, report.html, results.json, cache/ (predictions and fitted OOD statistics)
+
+Taxonomy runs are listed in ``study.models`` like the baselines (one list, so ``ncst study -m``
+and run discovery treat every run alike); the study tells them apart by their predictions (per-head
+probabilities, :func:`train.taxonomy_tables.is_taxonomy_prediction`). They get the taxonomy
+tables and per-task confusion matrices only: Tables 3-6 trace ST labels, which they do not
+predict, so those tables keep their baseline rows alone.
 
 The paper layouts and how their AVG treats missing cells: :mod:`train.paper_tables`. The EER
 convention (``eer: interpolated | anchor``, :mod:`train.metrics`) is written under every table
@@ -52,7 +62,7 @@ from .features import is_marked_random
 from .metrics import EER_CONVENTIONS
 from .ood import DETECTOR_NAMES, fit_detectors, make_detector
 from .paper_tables import TABLE6_COLUMNS, paper_ood_conditions, table4_paper, table5_paper, table6_paper
-from .study_tables import failed_rows, study_tables
+from .study_tables import EER_NOTES, failed_rows, study_tables
 from .tables import (
     DEFAULT_ALM_BACKENDS,
     NA,
@@ -66,15 +76,18 @@ from .tables import (
     table6,
     table_cors,
 )
+from .taxonomy_tables import TAXONOMY_SUBSETS, align_taxonomy, is_taxonomy_prediction, taxonomy_results, taxonomy_tables
 
 log = logging.getLogger(__name__)
 
-SUBSETS = ("train", "dev", "eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "ood_other",
+SUBSETS = ("train", "dev", "eval_id", "eval_unseen", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "ood_other",
            "alm", "cors")
 EVAL_SUBSETS = ("eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "ood_other", "alm", "cors")
 NEEDED_COLUMNS = ("utt_id", "path", "label", "label_name", "is_fake", "status", "codec", "variant", "weights_id")
 # Per-model entries of results.json: long (detail) rows under the old names, paper layouts beside.
 RESULT_TABLES = ("table3", "table4", "table4_paper", "table5", "table5_paper", "table6", "table6_paper", "cors")
+# Per-model entries of a taxonomy run (kind "taxonomy"): its head setup and tables.
+TAXONOMY_JSON = ("variant", "tasks", "frontend", "taxonomy_f1", "taxonomy_f1_detail", "taxonomy_cors", "taxonomy_cosg")
 STUDY_KEYS = {
     "models", "protocol_dir", "detectors", "output", "title", "checkpoint", "batch_size", "device",
     "num_workers", "knn_k", "chunk_size", "max_fit_rows", "seed", "embedding_map", "alm_backends", "alm_columns",
@@ -288,11 +301,14 @@ def load_protocol(directory: str | os.PathLike) -> Protocol:
 
 
 def _align(rows: pd.DataFrame, preds: Any) -> SubsetPredictions:
-    """Order ``preds`` (fields utt_ids, logits, embeddings, classes) like ``rows``.
+    """Order ``preds`` (fields utt_ids, logits, embeddings, classes; a taxonomy model's: probs per
+    head, see :func:`train.taxonomy_tables.align_taxonomy`) like ``rows``.
 
     Rows the predictor left out (unreadable audio) are dropped; their ids are kept in
     ``result.rows.attrs["missing"]`` and reported.
     """
+    if is_taxonomy_prediction(preds):
+        return align_taxonomy(rows, preds)
     ids = list(preds.utt_ids)
     pos = {u: i for i, u in enumerate(ids)}
     have = rows["utt_id"].isin(pos).to_numpy()
@@ -324,14 +340,15 @@ class TrainedPredictor:
         return ref.path if ref.path.is_file() else ref.path / self.config.checkpoint
 
     def __call__(self, ref: ModelRef, rows: pd.DataFrame):
-        from .predict import load_trained, predict
+        from .predict import load_trained, predict, predict_taxonomy
 
         if ref.name not in self._loaded:
             ckpt = self.checkpoint(ref)
             self._loaded[ref.name] = load_trained(ckpt if ckpt.exists() else ref.path, device=self.config.device)
         model, cfg, _classes = self._loaded[ref.name]
-        return predict(model, cfg, rows, batch_size=self.config.batch_size, device=self.config.device,
-                       num_workers=self.config.num_workers)
+        fn = predict_taxonomy if cfg.model == "taxonomy" else predict
+        return fn(model, cfg, rows, batch_size=self.config.batch_size, device=self.config.device,
+                  num_workers=self.config.num_workers)
 
     def model_info(self, ref: ModelRef) -> dict:
         if ref.name not in self._loaded:
@@ -371,16 +388,26 @@ def _cached_predict(predict_fn: PredictFn, ref: ModelRef, rows: pd.DataFrame, ca
         path = cache / f"pred-{key}.npz"
         if path.exists():
             with np.load(path, allow_pickle=False) as z:
-                cached = SimpleNamespace(utt_ids=[str(u) for u in z["utt_ids"]], logits=z["logits"],
-                                         embeddings=z["embeddings"], classes=z["classes"].tolist())
+                common = dict(utt_ids=[str(u) for u in z["utt_ids"]], embeddings=z["embeddings"])
+                if "tasks" in z.files:  # a taxonomy model's: one probability matrix per head
+                    tasks = [str(t) for t in z["tasks"]]
+                    cached = SimpleNamespace(**common, tasks=tasks, probs={t: z[f"probs_{t}"] for t in tasks},
+                                             variant=str(z["variant"]), frontend=str(z["frontend"]))
+                else:
+                    cached = SimpleNamespace(**common, logits=z["logits"], classes=z["classes"].tolist())
             return _align(rows, cached)
     log.info("predicting %d rows with %s", len(rows), ref.name)
     preds = predict_fn(ref, rows)
     out = _align(rows, preds)
     if path is not None:
+        ids = np.asarray(out.rows["utt_id"].astype(str).tolist())
+        if is_taxonomy_prediction(out):
+            fields = dict(tasks=np.asarray(out.tasks), variant=out.variant, frontend=out.frontend,
+                          **{f"probs_{t}": p for t, p in out.probs.items()})
+        else:
+            fields = dict(logits=out.logits, classes=np.asarray(out.classes))
         with atomic_path(path, suffix=".npz") as tmp:
-            np.savez(tmp, utt_ids=np.asarray(out.rows["utt_id"].astype(str).tolist()), logits=out.logits,
-                     embeddings=out.embeddings, classes=np.asarray(out.classes))
+            np.savez(tmp, utt_ids=ids, embeddings=out.embeddings, **fields)
     return out
 
 
@@ -421,6 +448,8 @@ def study_model(
         if sp is not None and sp.rows.attrs.get("missing"):
             unreadable[name] = len(sp.rows.attrs["missing"])
         preds[name] = sp if sp is not None and len(sp.rows) else None
+    if any(is_taxonomy_prediction(p) for p in preds.values()):
+        return _study_taxonomy_model(ref, protocol, config, predict_fn, ckpt_key, preds, unreadable)
 
     ood = ood_rows(preds)
     detail_conds, paper_conds = ood_detail_conditions(ood), paper_ood_conditions(ood)
@@ -476,6 +505,21 @@ def study_model(
     }
 
 
+def _study_taxonomy_model(ref: ModelRef, protocol: Protocol, config: StudyConfig, predict_fn: PredictFn, ckpt_key: str,
+                          preds: dict, unreadable: dict) -> dict:
+    """A taxonomy run's numbers: its predictions on every taxonomy eval subset, then its tables."""
+    for name in TAXONOMY_SUBSETS:
+        rows = protocol.get(name)
+        if name not in preds and rows is not None:
+            sp = _cached_predict(predict_fn, ref, rows, config.output / "cache" / _safe(ref.name), ckpt_key)
+            if sp.rows.attrs.get("missing"):
+                unreadable[name] = len(sp.rows.attrs["missing"])
+            preds[name] = sp if len(sp.rows) else None
+    preds = {k: v for k, v in preds.items() if k in TAXONOMY_SUBSETS}
+    return {"kind": "taxonomy", "preds": preds, "rows_without_prediction": unreadable,
+            **taxonomy_results(ref.name, preds, config.eer)}
+
+
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
@@ -508,9 +552,10 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
             info = predictor.model_info(ref) if hasattr(predictor, "model_info") else {}
             res["info"] = info
             per_model[ref.name] = res
-            model_json[ref.name] = {"path": str(ref.path), "status": "ok", "classes": res["classes"],
+            keys = TAXONOMY_JSON if res.get("kind") == "taxonomy" else ("classes", *RESULT_TABLES)
+            model_json[ref.name] = {"path": str(ref.path), "status": "ok", "kind": res.get("kind", "source tracer"),
                                     "rows_without_prediction": res["rows_without_prediction"], **info,
-                                    **{k: res[k] for k in RESULT_TABLES}}
+                                    **{k: res[k] for k in keys}}
         except Exception as exc:  # the study goes on with the other models
             log.exception("model %s failed", ref.name)
             err = f"{type(exc).__name__}: {exc}"
@@ -523,7 +568,12 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
             if isinstance(v, str) and (v.lower().startswith("random") or is_marked_random(v)):
                 random_ids.append(f"model {k}={v}")
 
-    tables, notes = study_tables(per_model, config.eer, config.alm_columns)
+    tracers = {k: v for k, v in per_model.items() if v.get("kind") != "taxonomy"}
+    tables, notes = study_tables(tracers, config.eer, config.alm_columns) if tracers else ({}, {})
+    taxonomy = {k: v for k, v in per_model.items() if v.get("kind") == "taxonomy"}
+    if taxonomy:
+        tt, tn = taxonomy_tables(taxonomy, EER_NOTES[config.eer])
+        tables, notes = {**tables, **tt}, {**notes, **tn}
     banner = report.random_banner(random_ids)
     table_paths = {}
     for stem, df in tables.items():
@@ -595,21 +645,6 @@ def _jsonable(x):
     return x
 
 
-__all__ = [
-    "DEFAULT_ALM_BACKENDS",
-    "NA",
-    "ModelRef",
-    "Protocol",
-    "StudyConfig",
-    "StudyResult",
-    "SubsetPredictions",
-    "TrainedPredictor",
-    "load_protocol",
-    "load_study_config",
-    "run_study",
-    "run_study_from_recipe",
-    "table3",
-    "table4",
-    "table5",
-    "table6",
-]
+__all__ = ["DEFAULT_ALM_BACKENDS", "NA", "ModelRef", "Protocol", "StudyConfig", "StudyResult", "SubsetPredictions",
+           "TrainedPredictor", "load_protocol", "load_study_config", "run_study", "run_study_from_recipe", "table3",
+           "table4", "table5", "table6"]
