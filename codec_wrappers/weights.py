@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,7 +221,27 @@ def load_checkpoint(path: str | os.PathLike) -> Any:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(f"{path}: not a loadable checkpoint with weights_only=True ({exc})") from None
+        raise ValueError(refusal_message(path, exc)) from None
+
+
+_CODE_GLOBAL = re.compile(r"GLOBAL\s+([A-Za-z_][\w.]*)")
+
+
+def refusal_message(path: str | os.PathLike, exc: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused ``path``, without torch's advice to retry with
+    ``weights_only=False`` (that would run the code): a pickle naming a Python global is reported as
+    'contains code (global X) and was refused'; anything else as not a loadable checkpoint.
+    (manifests/checkpoints.py holds the same rule for train/; codec_wrappers imports nothing of ours.)"""
+    text = str(exc)
+    m = _CODE_GLOBAL.search(text)
+    if m and ("weights only load failed" in text.lower() or type(exc).__name__ == "UnpicklingError"):
+        return (f"{path}: refused: the file contains code (it calls for the Python global {m.group(1)!r}, which plain "
+                f"weights never need); nothing in it was run. Use a weights-only or safetensors checkpoint.")
+    # torch's own lines advise weights_only=False (running the code): keep only the reason itself.
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    reason = [ln for ln in lines if "weights_only" not in ln and not ln.startswith("Check the documentation")]
+    why = reason[0] if reason else type(exc).__name__
+    return f"{path}: refused: not a loadable weights-only checkpoint ({type(exc).__name__}: {why}); nothing in it was run"
 
 
 # --------------------------------------------------------------------------- seeded random weights

@@ -127,8 +127,33 @@ def test_load_checkpoint_is_weights_only(tmp_path):
     save_file(sd, str(tmp_path / "ok.safetensors"))
     assert torch.equal(w.load_checkpoint(tmp_path / "ok.safetensors")["a"], sd["a"])
     (tmp_path / "evil.pt").write_bytes(pickle.dumps({"x": _Evil()}))
-    with pytest.raises(ValueError, match="weights_only=True"):
+    with pytest.raises(ValueError) as err:  # a protocol-5 pickle: torch refuses its opcodes before any global
         w.load_checkpoint(tmp_path / "evil.pt")
+    assert "refused" in str(err.value) and "weights_only" not in str(err.value)
+    torch.save({"x": _Evil()}, tmp_path / "evil.pt")  # protocol 2: the refusal names the global
+    with pytest.raises(ValueError) as err:
+        w.load_checkpoint(tmp_path / "evil.pt")
+    msg = str(err.value)
+    # Issue 22 item 7: say the file carries code and which global, never torch's "retry with weights_only=False".
+    assert "evil.pt" in msg and "contains code" in msg and "'builtins.print'" in msg and "refused" in msg
+    assert "weights_only=False" not in msg and "weights_only` set to `False" not in msg
+
+
+def test_checkpoint_refusal_in_manifests_matches_weights(tmp_path):
+    """train/ (which may import only manifests/) gets the same words from manifests.checkpoints."""
+    from manifests.checkpoints import checkpoint_refusal
+
+    torch.save({"x": _Evil()}, tmp_path / "evil.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    for name in ("evil.pt", "junk.pt"):
+        try:
+            torch.load(tmp_path / name, weights_only=True)
+        except Exception as exc:
+            assert checkpoint_refusal(tmp_path / name, exc) == w.refusal_message(tmp_path / name, exc)
+            text = checkpoint_refusal(tmp_path / name, exc)
+            assert ("contains code" in text) == (name == "evil.pt") and "weights_only=False" not in text
+        else:
+            raise AssertionError(f"{name} loaded")
 
 
 class _Tiny(torch.nn.Module):
