@@ -36,8 +36,12 @@ class AudioInfo:
 def probe(path: str | os.PathLike) -> AudioInfo:
     """Header facts of an audio file; raises :class:`AudioError` for unreadable or empty files."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise AudioError(f"{path}: broken symbolic link (its target {os.readlink(path)} does not exist)")
     if not path.exists():
         raise AudioError(f"{path}: file does not exist")
+    if path.is_dir():
+        raise AudioError(f"{path}: a directory, not an audio file")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
     try:
@@ -47,6 +51,43 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     if info.frames <= 0:
         raise AudioError(f"{path}: audio has no samples")
     return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels))
+
+
+# Frames decoded per block by :func:`scan_audio` (bounded memory whatever the file's length).
+SCAN_BLOCK_FRAMES = 1 << 16
+
+
+def scan_audio(path: str | os.PathLike, block_frames: int = SCAN_BLOCK_FRAMES) -> AudioInfo:
+    """Decode the whole file block by block: header facts, checked against the samples themselves.
+
+    Raises :class:`AudioError` naming the file, the problem and where it is: a decoder error part
+    way (``at sample N (t s)``), fewer samples than the header announces (truncated), NaN or
+    infinite samples (the first one's position). Memory stays at one block.
+    """
+    info = probe(path)
+    done = 0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            for block in f.blocks(blocksize=int(block_frames), dtype="float32", always_2d=True):
+                finite = np.isfinite(block)
+                if not finite.all():
+                    row = int(np.argmin(finite.all(axis=1)))
+                    bad = block[row][~finite[row]][0]
+                    what = "NaN" if np.isnan(bad) else "infinite"
+                    at = done + row
+                    raise AudioError(f"{path}: {what} sample at sample {at} ({at / info.sample_rate:.3f} s)")
+                done += len(block)
+    except AudioError:
+        raise
+    except Exception as exc:
+        raise AudioError(f"{path}: cannot decode at sample {done} ({done / info.sample_rate:.3f} s): "
+                         f"{type(exc).__name__}: {exc}") from None
+    if done < info.num_samples:
+        raise AudioError(f"{path}: truncated: the header announces {info.num_samples} samples "
+                         f"({info.duration_s:.3f} s), only {done} decode ({done / info.sample_rate:.3f} s)")
+    if done == 0:
+        raise AudioError(f"{path}: audio has no samples")
+    return AudioInfo(info.sample_rate, done, info.channels)
 
 
 def load_audio(path: str | os.PathLike, target_sr: int | None = None) -> tuple[np.ndarray, int]:

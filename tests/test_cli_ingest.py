@@ -68,7 +68,7 @@ def test_ingest_labelled_folder_with_options(tmp_path):
     (root / "my_labels.csv").write_text("file,label\na.wav,moshi\nb.wav,bonafide\n")
     out = tmp_path / "alm.parquet"
     r = runner.invoke(app, ["ingest", "labelled_folder", str(root), "-o", str(out), "--labels", "my_labels.csv",
-                            "--name", "alm", "--language", "en"])
+                            "--name", "alm", "--language", "en", "--label", "moshi"])
     assert r.exit_code == 0, r.output
     df = read_manifest(out, validate=True)
     assert set(df["corpus"]) == {"alm"} and sorted(df["label_name"]) == ["moshi", "real"]

@@ -396,9 +396,10 @@ def test_labelled_folder_rows(tmp_path):
         "gone.wav\tvalle\t\t\t\n"
         "c.wav\treal\t\t\t\n"  # listed twice
     )
-    df = prepare_labelled_folder(root, language="en")
+    df = prepare_labelled_folder(root, language="en", declared_labels=("moshi", "valle"))
     rows = by_id(df)
     a = rows["alm_outputs-moshi-a"]
+    assert a["status"] == "ok"
     assert (a["is_fake"], a["label_name"], a["domain"], a["speaker"], a["split"], a["language"]) == (
         True, "moshi", "external", "spk1", "eval", "en")
     assert json.loads(a["extra"]) == {"prompt_id": "q7", "label": "moshi"}
@@ -408,7 +409,7 @@ def test_labelled_folder_rows(tmp_path):
     assert "audio file missing" in rows["alm_outputs-gone"]["error"]
     assert "label unknown" in rows["alm_outputs-stray"]["error"]
     roundtrip(df, root, tmp_path)
-    named = prepare_labelled_folder(root, labels="labels.tsv", corpus="alm")
+    named = prepare_labelled_folder(root, labels="labels.tsv", corpus="alm", allow_new_labels=True)
     assert set(named["corpus"]) == {"alm"}
     with pytest.raises(CorpusError, match="no labels file"):
         prepare_labelled_folder(tmp_path / "alm_outputs" / "moshi")

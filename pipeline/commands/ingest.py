@@ -3,7 +3,8 @@
 Both only parse arguments and call the library (``pipeline.corpora.READERS[corpus]`` and
 ``pipeline.demo_corpus.make_demo_corpus``); everything they do is scriptable from Python.
 
-``--partition`` reads part of a corpus (the reader's ``splits`` or ``subsets``), e.g. the LA eval
+Every file is decoded in full (NaN, infinite, truncated audio fail with the position; ``--header-only``
+trusts headers instead) and rows shorter than ``--min-seconds`` fail. ``--partition`` reads part of a corpus (the reader's ``splits`` or ``subsets``), e.g. the LA eval
 partition; ``--max-rows N --seed S`` keeps a seeded sample of N ok rows, chosen once at ingest so
 that every later stage (generation, protocol) sees the same subset (see
 :mod:`pipeline.corpora.common` for how failed rows are kept).
@@ -123,6 +124,11 @@ def ingest(
     partition: Optional[list[str]] = typer.Option(None, "--partition", help="read only this partition (repeatable): asvspoof2019_la train|dev|eval, aishell3 train|test, ncssd a subset folder (R-ZH, R-EN, C-ZH, C-EN)"),
     max_rows: Optional[int] = typer.Option(None, "--max-rows", min=1, help="keep a seeded sample of this many ok rows (failed rows are kept besides; the rest is not read)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="seed of the --max-rows sample (default 0)"),
+    header_only: bool = typer.Option(False, "--header-only", help="trust each file's header (fast); by default every file is decoded in full, so NaN, infinite and truncated audio fail here"),
+    min_seconds: Optional[float] = typer.Option(None, "--min-seconds", min=0.0, help="rows shorter than this fail (default 0.02 s, one codec frame)"),
+    label: Optional[list[str]] = typer.Option(None, "--label", help="labelled_folder: a spoof label the table may use besides the corpus name (repeatable); other labels fail their rows"),
+    allow_new_labels: bool = typer.Option(False, "--allow-new-labels", help="labelled_folder: accept undeclared labels as new spoof classes"),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="labelled_folder: accept files outside the corpus folder (../x.wav, /abs/x.wav)"),
     max_errors: int = typer.Option(20, help="errors to print"),
     protocol_dir: Optional[Path] = typer.Option(None, "--protocol-dir", help="releases: also write <DIR>/protocol/<subset>.parquet + summary.csv (for ncst train / ncst study)"),
     unseen_real: Optional[list[Path]] = typer.Option(None, "--unseen-real", help="st-codecfake: source manifests whose bona fide rows join unseen_real (repeatable)"),
@@ -142,6 +148,7 @@ def ingest(
                                  param_hint="options")
     from manifests import write_manifest
     from pipeline.corpora import READERS, CorpusError, summarize
+    from pipeline.corpora.common import read_options
 
     if corpus not in READERS:
         raise typer.BadParameter(f"unknown corpus {corpus!r}; choose one of {', '.join(READERS)}", param_hint="CORPUS")
@@ -153,17 +160,20 @@ def ingest(
                                  f"{', '.join(PARTITION_PARAMS)})", param_hint="--partition")
     given = dict(mic=mic, labels=labels, corpus=name, language=language, split=split,
                  bonafide_only=bonafide_only or None, max_rows=max_rows,
-                 seed=None if max_rows is None else (seed or 0))
+                 seed=None if max_rows is None else (seed or 0), declared_labels=tuple(label) if label else None,
+                 allow_new_labels=allow_new_labels or None, allow_outside_root=allow_outside_root or None)
     if partition:
         given[PARTITION_PARAMS[corpus]] = tuple(partition)
     given = {k: v for k, v in given.items() if v is not None}
     accepted = inspect.signature(reader).parameters
     wrong = [k for k in given if k not in accepted]
     if wrong:
-        flags = ", ".join("--name" if k == "corpus" else f"--{k.replace('_', '-')}" for k in wrong)
+        flags = ", ".join({"corpus": "--name", "declared_labels": "--label"}.get(k, f"--{k.replace('_', '-')}") for k in wrong)
         raise typer.BadParameter(f"{flags} does not apply to {corpus}", param_hint="options")
+    checks = {"header_only": header_only} if min_seconds is None else {"header_only": header_only, "min_seconds": min_seconds}
     try:
-        df = reader(path, num_jobs=jobs, **given)
+        with read_options(**checks):
+            df = reader(path, num_jobs=jobs, **given)
     except (CorpusError, ValueError) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2)

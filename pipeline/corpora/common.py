@@ -24,9 +24,12 @@ many. Same listing, ``max_rows`` and seed -> the same rows, whatever ``num_jobs`
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -34,9 +37,42 @@ import numpy as np
 import pandas as pd
 
 from manifests import failed, sha256_file, to_frame
-from pipeline.audio_io import AudioError, probe
+from pipeline.audio_io import AudioError, probe, scan_audio
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif")
+
+
+# Shortest usable utterance at ingest: one frame of the catalog's common codecs (hop 320 at 16 kHz).
+MIN_SECONDS = 0.02
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How every reader checks each audio file (set for a block of reads with :func:`read_options`).
+
+    ``header_only``: trust the header (fast); by default the whole file is decoded block by block
+    (:func:`pipeline.audio_io.scan_audio`), so NaN, infinite and truncated audio fail at ingest
+    with the position. ``min_seconds``: rows shorter than this fail ("too short").
+    """
+
+    header_only: bool = False
+    min_seconds: float = MIN_SECONDS
+
+
+_OPTIONS: contextvars.ContextVar[ReadOptions] = contextvars.ContextVar("ncst_read_options", default=ReadOptions())
+
+
+@contextlib.contextmanager
+def read_options(**changes):
+    """``with read_options(header_only=True): prepare_vctk(...)``: what ``ncst ingest`` flags set.
+
+    Options are read once in :func:`finish` (the calling thread) and handed to the worker threads.
+    """
+    token = _OPTIONS.set(replace(_OPTIONS.get(), **changes))
+    try:
+        yield _OPTIONS.get()
+    finally:
+        _OPTIONS.reset(token)
 
 
 class CorpusError(FileNotFoundError):
@@ -87,12 +123,20 @@ def rel_path(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-def list_audio(directory: Path, extensions: Sequence[str] = AUDIO_EXTENSIONS) -> list[Path]:
-    """All files under ``directory`` with one of ``extensions`` (case-insensitive), sorted."""
+def list_audio(directory: Path, extensions: Sequence[str] = AUDIO_EXTENSIONS, *, include_broken: bool = False) -> list[Path]:
+    """All files under ``directory`` with one of ``extensions`` (case-insensitive), sorted.
+
+    ``include_broken``: also list what has an audio name but is no file (a broken symbolic
+    link, a directory named ``x.wav``), so that a reader can make a failed row saying so
+    instead of losing it silently."""
     if not directory.is_dir():
         return []
     exts = tuple(e.lower() for e in extensions)
-    return sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+
+    def wanted(p: Path) -> bool:
+        return p.is_file() or (include_broken and (p.is_symlink() or p.is_dir()))
+
+    return sorted(p for p in directory.rglob("*") if p.suffix.lower() in exts and wanted(p))
 
 
 def read_text_file(path: Path) -> str:
@@ -100,11 +144,14 @@ def read_text_file(path: Path) -> str:
     return path.read_bytes().decode("utf-8-sig", errors="replace")
 
 
-def read_pending(item: Pending) -> dict:
-    """Probe and hash one audio file: the finished row, or a failed row naming file and problem.
+def read_pending(item: Pending, options: ReadOptions | None = None) -> dict:
+    """Check and hash one audio file: the finished row, or a failed row naming file and problem.
 
-    Pure apart from reading the file: the same input gives the same row (except ``created_at``).
+    The file is decoded in full unless ``options.header_only`` (see :class:`ReadOptions`); the row
+    fails when shorter than ``options.min_seconds``. Pure apart from reading the file: the same
+    input gives the same row (except ``created_at``).
     """
+    options = options or _OPTIONS.get()
     row = dict(item.row)
     path = item.audio
     if path.is_file() and path.stat().st_size > 0:
@@ -115,7 +162,7 @@ def read_pending(item: Pending) -> dict:
     if item.error:
         return failed(row, item.error)
     try:
-        info = probe(path)
+        info = probe(path) if options.header_only else scan_audio(path)
     except AudioError as exc:
         return failed(row, str(exc))
     except OSError as exc:
@@ -125,6 +172,9 @@ def read_pending(item: Pending) -> dict:
         num_samples=info.num_samples,
         duration_s=info.duration_s,
     )
+    if info.duration_s < options.min_seconds:
+        return failed(row, f"{path}: too short: {info.num_samples} samples ({info.duration_s:.4f} s) < "
+                           f"{options.min_seconds} s, less than one codec frame")
     return row
 
 
@@ -181,7 +231,8 @@ def read_sample(pending: Sequence[Pending], max_rows: int, seed: int = 0, num_jo
     pool = sorted((i for i, p in enumerate(pending) if not p.error),
                   key=lambda i: (str(pending[i].row["utt_id"]), str(pending[i].audio)))
     order = [pool[j] for j in np.random.default_rng(int(seed)).permutation(len(pool))]
-    done = dict(zip(preset, map_rows(read_pending, [pending[i] for i in preset], num_jobs)))
+    read = functools.partial(read_pending, options=_OPTIONS.get())  # worker threads do not see context vars
+    done = dict(zip(preset, map_rows(read, [pending[i] for i in preset], num_jobs)))
     drawn = 0
     while True:
         rows = dedupe_ids([done[i] for i in sorted(done)])
@@ -191,7 +242,7 @@ def read_sample(pending: Sequence[Pending], max_rows: int, seed: int = 0, num_jo
             break
         batch = order[drawn: drawn + need]
         drawn += len(batch)
-        done.update(zip(batch, map_rows(read_pending, [pending[i] for i in batch], num_jobs)))
+        done.update(zip(batch, map_rows(read, [pending[i] for i in batch], num_jobs)))
     info = {"max_rows": int(max_rows), "seed": int(seed), "listed": len(pending), "drawn": drawn, "ok": n_ok,
             "not_drawn": len(pool) - drawn}
     return rows, info
@@ -208,7 +259,8 @@ def finish(collected: Collected, num_jobs: int = 1, corpus: str = "", max_rows: 
     warnings = list(collected.warnings)
     sample = None
     if max_rows is None:
-        rows = dedupe_ids(map_rows(read_pending, collected.pending, num_jobs))
+        read = functools.partial(read_pending, options=_OPTIONS.get())  # worker threads do not see context vars
+        rows = dedupe_ids(map_rows(read, collected.pending, num_jobs))
     else:
         rows, sample = read_sample(collected.pending, max_rows, seed, num_jobs)
         short = f"; only {sample['ok']} ok rows exist" if sample["ok"] < sample["max_rows"] else ""

@@ -14,6 +14,18 @@ Layout::
 Utterance ids are the ``utt_id`` column when given, else ``<corpus>-<file without extension>``
 with ``/`` replaced by ``-``. A labels line whose file is missing (or whose label is empty) is a
 failed row; an audio file that no line mentions has no known label and is a failed row too.
+
+Hostile tables are refused row by row (failed rows that say why; nothing is dropped silently):
+
+- a ``file`` outside the folder (``../x.wav``, ``/abs/x.wav``) is refused unless
+  ``allow_outside_root``;
+- spoof labels must be declared: the real spellings, the corpus name (``--name moshi`` for a
+  folder of Moshi outputs, case and ``-``/``_`` ignored) and every label of ``declared_labels``
+  (``--label``); any other label (a typo such as ``bonafied``) fails its row unless
+  ``allow_new_labels``. ``df.attrs["label_counts"]`` (and a warning) give each label's count;
+- one file listed with different labels: every such line fails, naming the lines and labels
+  (the same label twice: the later lines fail as duplicates);
+- a broken symbolic link or a directory with an audio name is a failed row saying so.
 """
 from __future__ import annotations
 
@@ -52,6 +64,9 @@ def prepare_labelled_folder(
     num_jobs: int = 1,
     max_rows: int | None = None,
     seed: int = 0,
+    declared_labels: tuple[str, ...] | list[str] = (),
+    allow_new_labels: bool = False,
+    allow_outside_root: bool = False,
 ) -> pd.DataFrame:
     """Source manifest of a folder of audio described by a labels CSV/TSV.
 
@@ -65,6 +80,9 @@ def prepare_labelled_folder(
         max_rows: keep a seeded sample of this many ok rows (None: all); failed rows are kept
             besides (see :mod:`pipeline.corpora.common`).
         seed: the sample's seed (same listing, max_rows and seed -> same rows).
+        declared_labels: spoof labels the table may use besides the corpus name (see the module notes).
+        allow_new_labels: accept undeclared labels as new spoof classes.
+        allow_outside_root: accept ``file`` values that point outside ``corpus_dir``.
 
     Returns:
         A source-manifest frame. Paths are relative to ``corpus_dir``: write with
@@ -84,13 +102,20 @@ def prepare_labelled_folder(
         if not labels_path.is_file():
             raise CorpusError(f"{corpus}: labels file not found: {labels_path}")
     table = read_labels(labels_path)
+    known = {_label_key(x) for x in (*REAL_LABELS, corpus, *declared_labels)}
+    records = table.to_dict("records")
+    labels_of: dict[Path, list[tuple[int, str]]] = {}
+    for n, rec in enumerate(records, start=2):
+        labels_of.setdefault(Path(os.path.normpath(root / rec["file"].strip())), []).append((n, rec["label"].strip()))
     col = Collected()
     listed: set[Path] = set()
-    for n, rec in enumerate(table.to_dict("records"), start=2):
+    counts: dict[str, int] = {}
+    for n, rec in enumerate(records, start=2):
         name = rec["file"].strip()
         label = rec["label"].strip()
         audio = Path(os.path.normpath(root / name))  # same spelling as list_audio's paths
         listed.add(audio)
+        counts[label] = counts.get(label, 0) + 1
         stem = os.path.splitext(name)[0].replace("\\", "/").strip("/").replace("/", "-")
         extra = {k: v for k, v in rec.items() if k not in KNOWN and v != ""}
         extra["label"] = label
@@ -107,15 +132,49 @@ def prepare_labelled_folder(
         is_real = label.lower() in REAL_LABELS
         row = real_row(**fields) if is_real or not label else external_spoof_row(attack=label, **fields)
         error = ""
+        others = labels_of[audio]
+        outside = not _inside(audio, root)
         if not label:
             error = f"{labels_path}: line {n}: empty label for {name}"
+        elif outside and not allow_outside_root:
+            error = (f"{labels_path}: line {n}: {name!r} points outside the corpus folder {root} (refused; "
+                     f"allow with --allow-outside-root)")
+        elif len({lab for _, lab in others}) > 1:
+            error = (f"{labels_path}: line {n}: {name} has conflicting labels: "
+                     + ", ".join(f"{lab!r} (line {m})" for m, lab in others) + "; every such line fails")
+        elif audio.is_symlink() and not audio.exists():
+            error = f"{audio}: broken symbolic link (its target {os.readlink(audio)} does not exist; line {n})"
+        elif audio.is_dir():
+            error = f"{audio}: a directory, not an audio file (listed in {labels_path.name} line {n})"
         elif not audio.is_file():
             error = f"{audio}: audio file missing (listed in {labels_path.name} line {n})"
+        elif _label_key(label) not in known and not allow_new_labels:
+            error = (f"{labels_path}: line {n}: unknown label {label!r} for {name} (declared: "
+                     f"{', '.join(sorted(known))}); declare it with --label {label} or pass --allow-new-labels")
+        if outside and allow_outside_root:
+            row["path"] = audio.as_posix()  # absolute: the manifest must not point at root/../x
         col.add(row, audio, error)
-    for audio in list_audio(root):
+    col.warn("labels: " + ", ".join(f"{lab or '(empty)'} {k}" for lab, k in sorted(counts.items())))
+    for audio in list_audio(root, include_broken=True):
         if audio not in listed:
             rel = rel_path(audio, root)
             stem = os.path.splitext(rel)[0].replace("/", "-")
             row = real_row(utt_id=f"{corpus}-{stem}", corpus=corpus, path=rel, language=language)
             col.add(row, audio, f"{audio}: not listed in {labels_path.name}; label unknown")
-    return finish(col, num_jobs, corpus, max_rows=max_rows, seed=seed)
+    df = finish(col, num_jobs, corpus, max_rows=max_rows, seed=seed)
+    df.attrs["label_counts"] = dict(sorted(counts.items()))
+    return df
+
+
+def _label_key(label: str) -> str:
+    """Labels compare without case and with ``-``, ``_`` and spaces alike (``bona-fide`` = ``Bona fide``)."""
+    return label.strip().lower().replace("-", " ").replace("_", " ")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """``path`` (already normalised) lies under ``root``."""
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
