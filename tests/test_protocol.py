@@ -265,6 +265,39 @@ def test_unseen_real_diff_source_alm():
         build_protocol(small_config(unseen_real=(SourceSet(base.real[:1]),)), "/x", write=False)
 
 
+def test_holdout_moves_chosen_codecs_to_eval_unseen(tmp_path):
+    """protocol.holdout (variant ids or codec names): the held-out codec's fakes leave train, dev
+    and eval_id; those made from the eval reals form eval_unseen (no reals), the rest are left
+    out and counted; other subsets are as without holdout."""
+    plain = build_protocol(small_config(), "/x", write=False)
+    out = build_protocol(small_config(holdout=("speechtokenizer_16k",)), tmp_path, write=True)
+    unseen = out["eval_unseen"]
+    assert set(unseen["variant"]) == {"speechtokenizer_16k"} and unseen["is_fake"].all() and len(unseen) == 10
+    assert set(unseen["condition"]) == {"speechtokenizer_16k"} and set(unseen["subset"]) == {"eval_unseen"}
+    eval_reals = out["eval_id"].loc[out["eval_id"]["label"] == 0, "utt_id"]
+    assert set(unseen["source_utt_id"]) == set(eval_reals)
+    for s in ("train", "dev", "eval_id"):
+        assert "speechtokenizer_16k" not in set(out[s]["variant"]), s
+        kept = plain[s][plain[s]["variant"] != "speechtokenizer_16k"]
+        assert sorted(out[s]["utt_id"]) == sorted(kept["utt_id"]), s
+    assert out["eval_ood"]["utt_id"].tolist() == plain["eval_ood"]["utt_id"].tolist()
+    info = json.loads((tmp_path / "protocol" / "protocol.json").read_text())
+    assert info["left_out"]["speechtokenizer_16k rows (held out) outside eval"] == 26  # train 20 + dev 6
+    assert read_manifest(tmp_path / "protocol" / "eval_unseen.parquet")["utt_id"].tolist() == unseen["utt_id"].tolist()
+    # a codec name (any case) holds out every ID variant of that codec
+    by_codec = build_protocol(small_config(holdout=(get_variant("mimi_24k_8q").codec.upper(),)), "/x", write=False)
+    assert set(by_codec["eval_unseen"]["variant"]) == {"mimi_24k_8q"}
+    with pytest.raises(ProtocolError, match=r"protocol.holdout: \['nope'\] name no ID variant or codec"):
+        build_protocol(small_config(holdout=("speechtokenizer_16k", "nope")), "/x", write=False)
+    # the recipe key
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"output_dir": "o", "protocol": {"real": ["a.parquet"], "holdout": ["snac_24k"]}}))
+    assert load_protocol_config(recipe)[0].holdout == ("snac_24k",)
+    recipe.write_text(yaml.safe_dump({"output_dir": "o", "protocol": {"real": ["a.parquet"], "holdout": [3]}}))
+    with pytest.raises(ProtocolError, match="protocol.holdout: a list of variant ids"):
+        load_protocol_config(recipe)
+
+
 def test_ood_other_takes_spoofs_and_left_out_is_honest(tmp_path):
     """One LA eval manifest and one ITW manifest feed unseen_real (bona fide) and ood_other
     (spoofs); rows one subset takes are not reported as left out by the other."""
