@@ -1,6 +1,7 @@
 """``ncst demo OUT``: the whole flow on the embedded demo corpus, stage by stage.
 
-ingest -> split sources -> generate -> protocol -> train (three baselines) -> study. Each stage
+ingest -> split sources -> generate -> protocol -> train (three baselines and the codec-taxonomy
+model M1, briefly, on a tiny random wav2vec 2.0) -> study. Each stage
 is the library call its own command makes, driven by ``OUT/recipe.yaml`` (a copy of
 ``recipes/demo.yaml``), so any stage can be re-run by hand afterwards.
 """
@@ -18,7 +19,7 @@ DEMO_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "demo.yaml"
 # real, different source, OOD other fake type), so that every column of Tables 4 and 5 has rows.
 DEMO_CORPUS_OPTIONS = dict(min_duration_s=1.0, max_duration_s=1.8, ncssd_dialogues=2, asvspoof2019_la_utterances=3,
                            in_the_wild_utterances=3)
-MODELS = ("mel_lcnn", "aasist", "w2v2_aasist")
+MODELS = ("mel_lcnn", "aasist", "w2v2_aasist", "taxonomy")  # taxonomy: the variant of recipes/demo.yaml (M1)
 # Stand-ins for the paper's ALM sets (Table 6): (condition, the ALM's codec back end). Moshi speaks
 # through Mimi, Mini-omni through SNAC, SpeechGPT-Gen through SpeechTokenizer, VALL-E through EnCodec.
 ALM_STANDINS = (("moshi-standin", "mimi_24k_8q"), ("mini-omni-standin", "snac_24k"),
@@ -83,18 +84,20 @@ def run_demo(out: Path, *, executor: str = "local", models: tuple[str, ...] = MO
     console.print(summarize_protocol(subsets).groupby("subset")["rows"].sum().to_string())
 
     stage("5/6 train " + ", ".join(models))
-    if "w2v2_aasist" in models:
+    if {"w2v2_aasist", "taxonomy"} & set(models):
         make_random_wav2vec2(out / "models" / "random-wav2vec2-tiny", seed=0)
+    runs = []
     for model in models:
         config = TrainConfig.from_recipe(recipe, model=model)
         if Path(config.out_dir).exists():
             shutil.rmtree(config.out_dir)  # a demo re-run starts its runs afresh
         t0 = time.perf_counter()
         run_dir = train(config)
-        console.print(f"{model}: {run_dir} ({time.perf_counter() - t0:.0f} s)", highlight=False)
+        runs.append(Path(run_dir).name)  # taxonomy runs are named taxonomy_<variant>
+        console.print(f"{config.run_name}: {run_dir} ({time.perf_counter() - t0:.0f} s)", highlight=False)
 
     stage("6/6 study")
-    result = run_study_from_recipe(recipe, models=list(models))
+    result = run_study_from_recipe(recipe, models=runs)
     console.rule(f"done in {time.perf_counter() - t_start:.0f} s")
     console.print(f"report: [bold]{result.report}[/bold]")
     return result.report
@@ -104,7 +107,7 @@ def demo(
     out: Path = typer.Argument(Path("demo_out"), help="output folder (corpus, dataset, protocol, runs, study)"),
     executor: str = typer.Option("local", "--executor", help="local (in-process) or ray"),
     utterances: int = typer.Option(6, "--utterances", help="utterances per demo speaker"),
-    model: Optional[list[str]] = typer.Option(None, "--model", help="train only these baselines (repeatable)"),
+    model: Optional[list[str]] = typer.Option(None, "--model", help="train only these models (repeatable): mel_lcnn, aasist, w2v2_aasist, taxonomy"),
 ) -> None:
     """Run the whole flow on the embedded demo corpus and print where the report is."""
     run_demo(out, executor=executor, models=tuple(model) if model else MODELS, utterances=utterances)
