@@ -493,19 +493,36 @@ def _preflight(config: GenerateConfig, check_weights: bool):
     return variants, ids
 
 
-def plan_generation(config: GenerateConfig, variants: list, dataset_dir: Path, limit: int | None = None) -> pd.DataFrame:
+def threads_for(config: GenerateConfig, spec: VariantSpec, executor: str) -> int:
+    """Torch intra-op threads a variant's predictor will run with (recorded in each row's extra):
+    ``num_threads`` when set, else a Ray actor's ``num_cpus`` or this process's torch setting."""
+    if config.num_threads:
+        return int(config.num_threads)
+    if executor == "ray":
+        return max(1, int(math.ceil(spec.num_cpus)))  # Ray starts an actor with OMP_NUM_THREADS = num_cpus
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+def plan_generation(config: GenerateConfig, variants: list, dataset_dir: Path, limit: int | None = None,
+                    executor: str | None = None) -> pd.DataFrame:
     """The plan of a generate section: variants that share source manifests are planned together.
 
-    Returns one frame in the section's variant order (see :func:`pipeline.plan.make_plan`).
+    Returns one frame in the section's variant order (see :func:`pipeline.plan.make_plan`). Each
+    row's ``extra`` records the run options, the executor and the thread count.
     """
+    executor = executor or config.executor
     groups: dict[tuple[Path, ...], list] = {}
     for spec, variant in zip(config.variants, variants):
         groups.setdefault(config.sources_for(spec), []).append(variant)
+    options = {spec.id: {"precision": config.precision_for(spec), "batch_mode": spec.batch_mode, "executor": executor,
+                         "num_threads": str(threads_for(config, spec, executor))} for spec in config.variants}
     parts = [
         make_plan(sources, group, dataset_dir, audio_format=config.audio_format,
-                  sample_rate=config.sample_rate, limit=limit,
-                  run_options={spec.id: {"precision": config.precision_for(spec), "batch_mode": spec.batch_mode}
-                               for spec in config.variants})
+                  sample_rate=config.sample_rate, limit=limit, run_options=options,
+                  max_item_seconds=config.max_item_seconds, min_item_seconds=config.min_item_seconds,
+                  allow_outside_root=config.allow_outside_root, verify_sources=config.verify_sources)
         for sources, group in groups.items()
     ]
     if len(parts) == 1:
@@ -559,7 +576,8 @@ def run_generation(
     dataset_dir = (Path(output_dir) / "dataset").resolve()
     variants, weights_ids = _preflight(config, check_weights=not (executor == "ray" and address))
     by_id = {v.id: v for v in variants}
-    plan = plan_generation(config, variants, dataset_dir, limit=limit)
+    plan = plan_generation(config, variants, dataset_dir, limit=limit, executor=executor)
+    refused = (plan["plan_error"].fillna("") != "").to_numpy(dtype=bool)
     skipped_src = plan.attrs.get("skipped", {})
     if any(skipped_src.values()):
         console.print(f"source rows not planned: {skipped_src['not_ok']} not ok, {skipped_src['fake']} not real audio",
@@ -568,14 +586,17 @@ def run_generation(
     old_shards = sorted(shards_dir(dataset_dir).glob("*.parquet"))
     weights = {s.id: config.weights_for(s) for s in config.variants}
     if resume:
-        done_mask = completed(plan, read_shards(dataset_dir), weights, expected_ids=weights_ids)
+        done_mask = completed(plan, read_shards(dataset_dir), weights, expected_ids=weights_ids) & ~refused
     else:
         done_mask = np.zeros(len(plan), dtype=bool)
     removed = remove_stale_temp_files(dataset_dir)
     if removed:
         log.info("removed %d temporary files of an interrupted run", removed)
-    todo = plan[~done_mask]
+    todo = plan[~done_mask & ~refused]
     writer = ShardWriter(plan, dataset_dir, config.shard_rows)
+    if refused.any():  # refused at plan time (too long, too short, outside the root, changed): no model runs
+        bad = plan[refused]
+        writer.add(failed_result(bad["utt_id"].to_numpy(), bad["plan_error"].tolist()))
     counts: dict[str, VariantCounts] = {}
     for spec in config.variants:
         in_plan = plan["variant"] == spec.id
@@ -605,15 +626,8 @@ def run_generation(
                 log.exception("variant %s failed", spec.id)
                 left = part[~part["utt_id"].isin(writer.seen)]
                 msg = f"codec {spec.id} could not run: {type(exc).__name__}: {exc}"
-                n = len(left)
-                if n:
-                    writer.add({
-                        "utt_id": left["utt_id"].to_numpy(), "sample_rate": np.full(n, -1), "num_samples": np.full(n, -1),
-                        "duration_s": np.full(n, np.nan), "sha256": np.full(n, "", dtype=object),
-                        "weights_id": np.full(n, "", dtype=object), "status": np.full(n, "failed", dtype=object),
-                        "error": np.array([f"{p}: {msg}" for p in left["src_path"]], dtype=object),
-                        "created_at": np.full(n, time.time()),
-                    })
+                if len(left):
+                    writer.add(failed_result(left["utt_id"].to_numpy(), [f"{p}: {msg}" for p in left["src_path"]]))
         elapsed = time.perf_counter() - t0
     finally:
         writer.flush()
@@ -654,6 +668,17 @@ def run_generation(
     if not quiet:
         print_summary(summary, console)
     return summary
+
+
+def failed_result(utt_ids: np.ndarray, errors: list[str]) -> dict:
+    """A result batch (:data:`pipeline.predictor.RESULT_KEYS`) of failed items with these errors."""
+    n = len(utt_ids)
+    return {
+        "utt_id": np.asarray(utt_ids, dtype=object), "sample_rate": np.full(n, -1), "num_samples": np.full(n, -1),
+        "duration_s": np.full(n, np.nan), "sha256": np.full(n, "", dtype=object),
+        "weights_id": np.full(n, "", dtype=object), "status": np.full(n, "failed", dtype=object),
+        "error": np.asarray(errors, dtype=object), "created_at": np.full(n, time.time()),
+    }
 
 
 def _run_local_with_progress(part: pd.DataFrame, config: GenerateConfig, spec: VariantSpec, writer: ShardWriter, console) -> None:

@@ -10,6 +10,11 @@ plans exactly the same items, and resume can match them:
 
     utt_id = "<variant>__<source_utt_id>"
     path   = "audio/<variant>/<speaker>/<source_utt_id>.<ext>"   (relative to the dataset root)
+
+Items that must not run are refused here, before any model loads: ``plan_error`` names the source
+file and the reason (too long for ``max_item_seconds``, shorter than ``min_item_seconds`` or one
+codec frame, a path outside its manifest's root, a source changed since ingest), and generation
+writes them as failed rows.
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ from manifests import ID_LABELS, NO_LABEL, OOD_LABELS, ST_LABELS, absolute_paths
 from manifests.rows import NCST_VERSION
 
 # Columns of a plan that are not manifest columns (dropped when rows are written).
-WORK_COLUMNS = ("src_path", "out_path", "src_duration_s", "output_sample_rate")
+WORK_COLUMNS = ("src_path", "out_path", "src_duration_s", "output_sample_rate", "plan_error")
 # Manifest columns generation fills in; the plan holds placeholders for them.
 RESULT_COLUMNS = ("sample_rate", "num_samples", "duration_s", "sha256", "weights_id", "status", "error", "created_at")
 ID_SEP = "__"
@@ -88,7 +93,9 @@ def codec_fields(variant: Variant) -> dict:
 
 
 # How a variant's forward runs, beyond the catalog; a row records each option that is not the default.
-RUN_OPTION_DEFAULTS = {"precision": "fp32", "batch_mode": "exact"}
+# ``executor`` and ``num_threads`` have no default: every row records them (local and Ray runs, or
+# different thread counts, differ in the last bit), so resume never mixes rows made differently.
+RUN_OPTION_DEFAULTS = {"precision": "fp32", "batch_mode": "exact", "executor": "", "num_threads": ""}
 
 
 def _extra_with_condition(extra: str | None, variant: Variant, options: Mapping[str, str] | None = None) -> str:
@@ -103,8 +110,8 @@ def _extra_with_condition(extra: str | None, variant: Variant, options: Mapping[
     if variant.condition:
         data["codec_condition"] = variant.condition
     for key, value in (options or {}).items():
-        if value is not None and value != RUN_OPTION_DEFAULTS.get(key):
-            data[key] = value
+        if value is not None and str(value) != RUN_OPTION_DEFAULTS.get(key):
+            data[key] = str(value)
     return json.dumps(data, sort_keys=True, ensure_ascii=False)
 
 
@@ -136,6 +143,7 @@ def load_sources(sources: Iterable[str | os.PathLike | pd.DataFrame], limit: int
         skipped["fake"] += int((ok & ~real).sum())
         keep = df[ok & real].copy()
         keep["src_path"] = absolute_paths(keep, df.attrs.get("root")) if len(keep) else pd.Series([], dtype=object)
+        keep["_root"] = str(df.attrs.get("root") or "")
         for uid in keep["utt_id"]:
             if uid in seen:
                 raise PlanError(f"source utterance {uid!r} appears in {seen[uid]} and in {where}")
@@ -159,6 +167,61 @@ def _durations(df: pd.DataFrame) -> np.ndarray:
     return dur.fillna(0.0).to_numpy(dtype=float)
 
 
+def outside_root(path: str, root: str) -> bool:
+    """A manifest ``path`` that leaves ``root`` (``../x.wav``, ``/abs/x.wav`` elsewhere); False without a root."""
+    if not root:
+        return False
+    base = os.path.normpath(os.path.abspath(root))
+    full = os.path.normpath(path if os.path.isabs(path) else os.path.join(base, path))
+    return os.path.commonpath([base, full]) != base
+
+
+def source_problems(src: pd.DataFrame, durations: np.ndarray, *, max_item_seconds: float | None,
+                    min_item_seconds: float, allow_outside_root: bool, verify_sources: bool, jobs: int = 8) -> list[str]:
+    """Per source row: '' or why no variant may run it (every message names the source file)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from manifests import sha256_file
+
+    out = [""] * len(src)
+    paths = src["src_path"].astype(str).tolist()
+    roots = src["_root"].tolist() if "_root" in src else [""] * len(src)
+    rels = src["path"].astype(str).tolist()
+    for i, (p, rel, root, d) in enumerate(zip(paths, rels, roots, durations)):
+        if not allow_outside_root and outside_root(rel, root):
+            out[i] = f"{p}: source path {rel!r} lies outside its corpus root {root} (refused; allow_outside_root: true accepts it)"
+        elif max_item_seconds is not None and d > max_item_seconds:
+            out[i] = f"{p}: too long: {d:.0f} s > {max_item_seconds:g} s (max_item_seconds)"
+        elif d < min_item_seconds:
+            out[i] = f"{p}: too short: {d:.4f} s < {min_item_seconds:g} s (min_item_seconds)"
+    if verify_sources:
+        recorded = src["sha256"].fillna("").astype(str).tolist() if "sha256" in src else [""] * len(src)
+
+        def check(i: int) -> str:
+            try:
+                now = sha256_file(paths[i])
+            except OSError as exc:
+                return f"{paths[i]}: source changed since ingest (cannot read it now: {exc})"
+            if recorded[i] and now != recorded[i]:
+                return f"{paths[i]}: source changed since ingest (sha256 {recorded[i][:16]}... recorded, {now[:16]}... now)"
+            return ""
+
+        todo = [i for i in range(len(src)) if not out[i]]
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            for i, msg in zip(todo, pool.map(check, todo)):
+                out[i] = msg
+    return out
+
+
+def frame_problem(src_path: str, seconds: float, variant: Variant) -> str:
+    """'' or why a source is shorter than one frame of ``variant`` (its ``hop_length`` at its rate)."""
+    hop = int(variant.options.get("hop_length", 1) or 1)
+    if seconds * variant.sample_rate < hop:
+        return (f"{src_path}: too short: {seconds:.4f} s is less than one {variant.id} frame "
+                f"({hop} samples at {variant.sample_rate} Hz)")
+    return ""
+
+
 def make_plan(
     sources: Iterable[str | os.PathLike | pd.DataFrame],
     variants: Sequence[str | Variant],
@@ -168,6 +231,10 @@ def make_plan(
     sample_rate: str | int = "native",
     limit: int | None = None,
     run_options: Mapping[str, Mapping[str, str]] | None = None,
+    max_item_seconds: float | None = 600.0,
+    min_item_seconds: float = 0.02,
+    allow_outside_root: bool = False,
+    verify_sources: bool = False,
 ) -> pd.DataFrame:
     """Plan every (usable source utterance x variant) item.
 
@@ -180,7 +247,10 @@ def make_plan(
         limit: plan only the first ``limit`` usable source utterances (every variant gets them).
         run_options: per variant id, how its forward runs (``precision``, ``batch_mode``; see
             :data:`RUN_OPTION_DEFAULTS`); values other than the defaults are written into each
-            row's ``extra``, so the rows say how they were made.
+            row's ``extra``, so the rows say how they were made (``executor`` and ``num_threads``
+            always are).
+        max_item_seconds, min_item_seconds, allow_outside_root, verify_sources: which sources
+            are refused (``plan_error``; see the module notes and :func:`source_problems`).
     Returns:
         One row per item, sorted by variant (in the order given), then source duration, then id.
         ``attrs``: ``dataset_dir``, ``skipped`` (source rows not planned, by reason).
@@ -199,6 +269,8 @@ def make_plan(
         plan.attrs.update(dataset_dir=str(dataset_dir), skipped=src.attrs.get("skipped", {}))
         return plan
     durations = _durations(src)
+    problems = source_problems(src, durations, max_item_seconds=max_item_seconds, min_item_seconds=min_item_seconds,
+                               allow_outside_root=allow_outside_root, verify_sources=verify_sources)
     parts = []
     for v in resolved:
         out_rate = int(v.sample_rate) if sample_rate == "native" else int(sample_rate)
@@ -219,6 +291,7 @@ def make_plan(
                 "src_path": src["src_path"].to_numpy(),
                 "src_duration_s": durations,
                 "output_sample_rate": out_rate,
+                "plan_error": [e or frame_problem(p, d, v) for e, p, d in zip(problems, src["src_path"], durations)],
             }
         )
         part["_order"] = len(parts)

@@ -30,7 +30,13 @@ section; ``protocol:``, ``train:`` and ``study:`` belong to their own stages and
                              # (null = half the cores, 1..8; 0 = decode, model, write in turn)
       split_io: auto         # decode / write in their own Ray stages: auto (= when GPUs) | true | false
       shard_rows: 256        # manifest rows per parquet shard (resume granularity)
-      executor: ray          # ray | local (in-process, no Ray)
+      executor: ray          # ray | local (in-process, no Ray); recorded in each row's extra with
+                             # num_threads, and resume redoes rows made another way
+      max_item_seconds: 600  # longer sources fail at plan time ("too long: 4200 s > 600 s") before any
+                             # model runs; null = no bound
+      min_item_seconds: 0.02 # shorter sources (or shorter than one codec frame) fail at plan time
+      allow_outside_root: false  # source rows whose path leaves their manifest's root (../x, /abs/x) fail
+      verify_sources: false  # hash each source and fail "source changed since ingest" on a mismatch
       address: null          # Ray cluster address; null = start Ray on this machine
       node_ip: null          # Ray node IP of the driver; null = Ray's default
       num_cpus: null         # logical CPUs of a local Ray (null = the machine's)
@@ -125,8 +131,16 @@ class GenerateConfig:
     precision: str = "fp32"
     num_threads: int | None = None
     io_threads: int | None = None
+    max_item_seconds: float | None = 600.0
+    min_item_seconds: float = 0.02
+    allow_outside_root: bool = False
+    verify_sources: bool = False
 
     def __post_init__(self) -> None:
+        if self.max_item_seconds is not None and self.max_item_seconds <= 0:
+            raise ValueError(f"max_item_seconds must be > 0 or null, got {self.max_item_seconds}")
+        if self.min_item_seconds < 0:
+            raise ValueError(f"min_item_seconds must be >= 0, got {self.min_item_seconds}")
         if not self.sources:
             raise ValueError("sources: at least one source manifest is needed")
         if not self.variants:
@@ -209,7 +223,8 @@ class Recipe:
 GENERATE_KEYS = {
     "sources", "variants", "weights", "audio_format", "sample_rate", "seed", "batch_size",
     "max_batch_seconds", "split_io", "shard_rows", "executor", "address", "node_ip", "num_cpus",
-    "temp_dir", "device", "precision", "num_threads", "io_threads",
+    "temp_dir", "device", "precision", "num_threads", "io_threads", "max_item_seconds", "min_item_seconds",
+    "allow_outside_root", "verify_sources",
 }
 VARIANT_KEYS = {"id", "batch_size", "num_gpus", "num_cpus", "concurrency", "weights", "sources", "precision", "batch_mode"}
 
@@ -295,6 +310,15 @@ def parse_generate(section: Any, base: Path, where: str = "<recipe>") -> Generat
     for key in ("num_cpus", "num_threads", "io_threads"):
         if key in section:
             kwargs[key] = _number(w, key, section[key], int, allow_none=True)
+    if "max_item_seconds" in section:
+        kwargs["max_item_seconds"] = _number(w, "max_item_seconds", section["max_item_seconds"], float, allow_none=True)
+    if "min_item_seconds" in section:
+        kwargs["min_item_seconds"] = _number(w, "min_item_seconds", section["min_item_seconds"], float)
+    for key in ("allow_outside_root", "verify_sources"):
+        if key in section:
+            if not isinstance(section[key], bool):
+                raise RecipeError(f"{w}: {key} must be true or false, got {section[key]!r}")
+            kwargs[key] = section[key]
     if "max_batch_seconds" in section:
         kwargs["max_batch_seconds"] = _number(w, "max_batch_seconds", section["max_batch_seconds"], float, allow_none=True)
     if "sample_rate" in section:

@@ -201,10 +201,10 @@ def dedupe_ids(rows: list[dict]) -> list[dict]:
         if uid in seen:
             seen[uid] += 1
             new_id = f"{uid}#dup{seen[uid]}"
-            row = failed(
-                dict(row, utt_id=new_id, source_utt_id=new_id),
-                f"{row['path']}: duplicate utterance id {uid!r} (listed more than once)",
-            )
+            renamed = dict(row, utt_id=new_id, source_utt_id=new_id)
+            # A row that already failed keeps its own reason (e.g. conflicting labels), which says more.
+            row = renamed if row["status"] == "failed" else failed(
+                renamed, f"{row['path']}: duplicate utterance id {uid!r} (listed more than once)")
         else:
             seen[uid] = 1
         out.append(row)
