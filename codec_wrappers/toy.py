@@ -4,10 +4,16 @@ A real, trivial codec for fast pipeline tests and the demo: it encodes every sam
 ``2**bits`` mu-law levels and decodes it back. It is deterministic, needs no weights (weights_id
 ``none``) and accepts ``random:<seed>``, which it records but does not need. Not a neural codec:
 never mix its rows into a study.
+
+For tests of how generation survives items that kill their worker, a catalog entry may set
+``crash_seconds`` (a forward whose padded batch is longer than this many seconds fails) and
+``crash_mode``: ``exit`` (the process ends at once with ``os._exit(137)``, as the kernel's OOM
+killer or a segfault would end it) or ``memory`` (``MemoryError``). Off by default.
 """
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 
@@ -27,6 +33,11 @@ class ToyMuLawCodec(BatchedCodec):
         if not 1 <= self.bits <= 16 or self.mu <= 0:
             raise ValueError(f"{variant.id}: bits must be 1..16 and mu > 0 (got {self.bits}, {self.mu})")
         self._device = torch.device(device)
+        crash = variant.options.get("crash_seconds")
+        self.crash_samples = None if crash is None else int(float(crash) * variant.sample_rate)
+        self.crash_mode = str(variant.options.get("crash_mode", "exit"))
+        if self.crash_mode not in ("exit", "memory"):
+            raise ValueError(f"{variant.id}: crash_mode must be exit or memory, got {self.crash_mode!r}")
 
     @property
     def device(self) -> torch.device:
@@ -54,6 +65,10 @@ class ToyMuLawCodec(BatchedCodec):
         return [self.encode(audio.to(self.device))[:, 0]]
 
     def _forward(self, audio: torch.Tensor) -> torch.Tensor:
+        if self.crash_samples is not None and audio.shape[-1] > self.crash_samples:
+            if self.crash_mode == "exit":
+                os._exit(137)  # what an OOM kill looks like from outside: no exception, no cleanup
+            raise MemoryError(f"toy codec: a batch of {audio.shape[-1]} samples is over crash_seconds")
         return self.decode(self.encode(audio))
 
 

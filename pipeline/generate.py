@@ -11,7 +11,11 @@ How a run goes (:func:`run_generation`):
 
 1. plan every (usable source utterance x variant) item (:func:`pipeline.plan.make_plan`);
 2. with ``resume``, skip items whose newest shard row is ``ok``, whose file exists and hashes to
-   the recorded sha256, at the planned sample rate and with compatible weights;
+   the recorded sha256, at the planned sample rate, with compatible weights and the same run
+   options (precision, batch mode, executor, thread count); items the plan refused (too long,
+   too short, outside the root, changed) become failed rows without running; in-process, items
+   that were in the model when a process died run one at a time, and fail after
+   :data:`MAX_ATTEMPTS` deaths (:class:`AttemptLog`);
 3. for each variant, run the rest through :class:`pipeline.predictor.Predictor`: on Ray, as one
    Ray Data pipeline per variant (``from_arrow`` blocks of ``batch_size`` items sorted by length
    -> optional decode stage -> actor pool -> optional write stage), or in-process
@@ -313,6 +317,58 @@ def remove_stale_temp_files(dataset_dir: Path) -> int:
     return n
 
 
+# ----------------------------------------------------------------------------- attempts
+# Model passes an item may die in (with the process that ran it) before it is failed for good.
+MAX_ATTEMPTS = 2
+
+
+class AttemptLog:
+    """``manifests/attempts.jsonl``: which items the in-process model was handed, and which came back.
+
+    Before a batch goes into the model the driver appends ``{"start": [ids]}``, after it returns
+    ``{"done": [ids]}`` (each line flushed to disk). An item whose starts since its last ``done``
+    are unanswered was in the model when the process died (out of memory, a segfault): a resume
+    runs such items one at a time, so a culprit dies alone and its batch-mates finish, and fails an
+    item once it has died :data:`MAX_ATTEMPTS` times, so resume never loops on it. Delete the file
+    (or run without resume) to try such items again, e.g. on a machine with more memory.
+    """
+
+    def __init__(self, dataset_dir: Path):
+        self.path = Path(dataset_dir) / "manifests" / "attempts.jsonl"
+
+    def _append(self, key: str, ids) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({key: [str(u) for u in ids]}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def start(self, ids) -> None:
+        self._append("start", ids)
+
+    def done(self, ids) -> None:
+        self._append("done", ids)
+
+    def unanswered(self) -> dict[str, int]:
+        """Per item, the model passes it started since it last came back (0 for items not listed)."""
+        count: dict[str, int] = {}
+        if not self.path.is_file():
+            return count
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:  # the last line of a process killed mid-write
+                continue
+            for u in rec.get("start", ()):
+                count[u] = count.get(u, 0) + 1
+            for u in rec.get("done", ()):
+                count.pop(u, None)
+        return count
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 # ----------------------------------------------------------------------------- executors
 def _batches(df: pd.DataFrame, batch_size: int) -> Iterator[dict]:
     for start in range(0, len(df), batch_size):
@@ -335,21 +391,31 @@ def _predictor_kwargs(config: GenerateConfig, spec: VariantSpec, stages: str) ->
     )
 
 
-def run_local(todo: pd.DataFrame, config: GenerateConfig, spec: VariantSpec, progress: Callable[[int], None] | None = None) -> Iterator[dict]:
+def run_local(todo: pd.DataFrame, config: GenerateConfig, spec: VariantSpec, progress: Callable[[int], None] | None = None,
+              attempts: AttemptLog | None = None) -> Iterator[dict]:
     """In-process executor: the same :class:`Predictor` over the same batches, no Ray.
 
     The model runs in this thread; decoding the next batches and writing the finished ones run in
     a pool of ``config.io_threads_for_local()`` threads meanwhile (soundfile, soxr, hashlib and
     torch release the GIL), at most that many + 1 batches ahead and behind, so memory stays
     bounded. With 0 I/O threads the stages run in turn. Result batches come in plan order.
+    ``attempts`` (an :class:`AttemptLog`) records each batch handed to the model and its return.
     """
+    def model(fn, batch):
+        if attempts is not None:
+            attempts.start(batch["utt_id"])
+        out = fn(batch)
+        if attempts is not None:
+            attempts.done(batch["utt_id"])
+        return out
+
     tune_malloc()
     threads = config.io_threads_for_local()
     batches = _batches(todo, config.batch_size_for(spec))
     if threads == 0:
         predictor = Predictor(**_predictor_kwargs(config, spec, "all"))
         for batch in batches:
-            out = predictor(batch)
+            out = model(predictor, batch)
             if progress:
                 progress(len(out["utt_id"]))
             yield out
@@ -372,7 +438,7 @@ def run_local(todo: pd.DataFrame, config: GenerateConfig, spec: VariantSpec, pro
             if decoding:
                 decoded = decoding.popleft().result()
                 read_ahead()
-                writing.append(pool.submit(write_batch, predictor.model_stage(decoded), audio_format=config.audio_format))
+                writing.append(pool.submit(write_batch, model(predictor.model_stage, decoded), audio_format=config.audio_format))
             # Hand back finished writes in order; wait only when the window is full or the model is done.
             while writing and (writing[0].done() or len(writing) > window or not decoding):
                 out = writing.popleft().result()
@@ -592,8 +658,19 @@ def run_generation(
     removed = remove_stale_temp_files(dataset_dir)
     if removed:
         log.info("removed %d temporary files of an interrupted run", removed)
-    todo = plan[~done_mask & ~refused]
+    attempts = AttemptLog(dataset_dir)
+    if not resume:
+        attempts.clear()
+    unanswered = attempts.unanswered()
+    died = np.array([unanswered.get(u, 0) for u in plan["utt_id"]], dtype=np.int64)
+    killed = (died >= MAX_ATTEMPTS) & ~done_mask & ~refused
+    todo = plan[~done_mask & ~refused & ~killed]
     writer = ShardWriter(plan, dataset_dir, config.shard_rows)
+    if killed.any():  # died with its process MAX_ATTEMPTS times: failed, never tried again
+        bad = plan[killed]
+        writer.add(failed_result(bad["utt_id"].to_numpy(), [
+            f"{p}: killed the process that ran it in {n} attempts (out of memory? a crash?); not tried again "
+            f"(delete {attempts.path} to retry)" for p, n in zip(bad["src_path"], died[killed])]))
     if refused.any():  # refused at plan time (too long, too short, outside the root, changed): no model runs
         bad = plan[refused]
         writer.add(failed_result(bad["utt_id"].to_numpy(), bad["plan_error"].tolist()))
@@ -618,7 +695,11 @@ def run_generation(
                 continue
             try:
                 if executor == "local":
-                    _run_local_with_progress(part, config, spec, writer, console)
+                    suspect = part["utt_id"].map(lambda u: unanswered.get(u, 0) > 0).to_numpy(dtype=bool)
+                    _run_local_with_progress(part[~suspect], config, spec, writer, console, attempts)
+                    if suspect.any():  # were in the model when a process died: one at a time, rows kept at once
+                        alone = dataclasses.replace(spec, batch_size=1)
+                        _run_local_with_progress(part[suspect], config, alone, writer, console, attempts, flush_each=True)
                 else:
                     for result in run_ray(part, config, spec, by_id[spec.id].sample_rate):
                         writer.add(result)
@@ -681,14 +762,19 @@ def failed_result(utt_ids: np.ndarray, errors: list[str]) -> dict:
     }
 
 
-def _run_local_with_progress(part: pd.DataFrame, config: GenerateConfig, spec: VariantSpec, writer: ShardWriter, console) -> None:
+def _run_local_with_progress(part: pd.DataFrame, config: GenerateConfig, spec: VariantSpec, writer: ShardWriter, console,
+                             attempts: AttemptLog | None = None, flush_each: bool = False) -> None:
+    if not len(part):
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True, disable=console.quiet) as bar:
         task = bar.add_task(spec.id, total=len(part))
-        for result in run_local(part, config, spec, progress=lambda n: bar.advance(task, n)):
+        for result in run_local(part, config, spec, progress=lambda n: bar.advance(task, n), attempts=attempts):
             writer.add(result)
+            if flush_each:
+                writer.flush()
 
 
 def generate_from_recipe(

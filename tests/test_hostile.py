@@ -302,3 +302,63 @@ def test_hostile_run_end_to_end(hostile, tmp_path):
             assert rec["status"] == "failed" and "too long: 3 s > 2 s" in rec["error"] and "long.wav" in rec["error"]
         else:
             assert rec["status"] == "ok", (uid, rec["error"])
+
+
+# ----------------------------------------------------------------------------- items that kill their worker
+def crash_catalog(tmp_path, monkeypatch, mode: str) -> str:
+    """A toy variant whose forward dies (``os._exit``) or raises MemoryError on batches over 1 s."""
+    import yaml
+
+    from codec_wrappers import catalog
+
+    entry = {"id": f"toy_crash_{mode}", "family": "toy", "codec": "Toy crash", "sample_rate": SR, "bitrate_kbps": 128,
+             "n_codebooks": 1, "taxonomy": {"vq": "SQ", "aux": "none", "decoder": "time"}, "st_label": None,
+             "st_role": "extra", "options": {"crash_seconds": 1.0, "crash_mode": mode}}
+    path = tmp_path / "crash_catalog.yaml"
+    path.write_text(yaml.safe_dump({"variants": [entry]}))
+    monkeypatch.setenv("NCST_CATALOG_PATH", str(path))
+    catalog.clear_cache()
+    return entry["id"]
+
+
+def test_memory_error_fails_only_its_item(tmp_path, monkeypatch):
+    vid = crash_catalog(tmp_path, monkeypatch, "memory")
+    path, _ = source_manifest(tmp_path, {"a": 0.3, "b": 0.4, "big": 1.5, "c": 0.5})
+    cfg = GenerateConfig(sources=(path,), variants=(VariantSpec(vid, batch_size=8),), weights="random:0",
+                         executor="local", max_batch_seconds=10.0)
+    s = run_generation(cfg, tmp_path / "out", quiet=True)
+    out = read_manifest(s.manifest).set_index("source_utt_id")
+    assert out.loc["big", "status"] == "failed" and "MemoryError" in out.loc["big", "error"]
+    assert (out.drop("big")["status"] == "ok").all()  # the batch-mates were retried without it
+    from codec_wrappers import catalog
+    catalog.clear_cache()
+
+
+def test_item_that_kills_the_process_spares_its_batch_mates_and_resume_does_not_loop(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    vid = crash_catalog(tmp_path, monkeypatch, "exit")
+    path, _ = source_manifest(tmp_path, {"a": 0.3, "b": 0.4, "big": 1.5, "c": 0.5})
+    script = tmp_path / "gen.py"
+    script.write_text(
+        "import sys\n"
+        "from pipeline.generate import run_generation\n"
+        "from pipeline.recipe import GenerateConfig, VariantSpec\n"
+        f"cfg = GenerateConfig(sources=({str(path)!r},), variants=(VariantSpec({vid!r}, batch_size=8),),\n"
+        "                      weights='random:0', executor='local', max_batch_seconds=10.0, io_threads=0)\n"
+        f"run_generation(cfg, {str(tmp_path / 'out')!r}, quiet=True)\n")
+    runs = [subprocess.run([sys.executable, str(script)], cwd=os.getcwd(), capture_output=True, text=True, timeout=120)
+            for _ in range(3)]
+    # 1st: the padded batch holding "big" kills the process; 2nd: the four run alone, "big" dies alone
+    # (the others' rows are kept at once); 3rd: "big" has died twice and fails without running.
+    assert [r.returncode for r in runs] == [137, 137, 0], [r.stderr[-2000:] for r in runs]
+    out = read_manifest(tmp_path / "out" / "dataset" / "manifests" / "fake.parquet").set_index("source_utt_id")
+    assert sorted(out.index) == ["a", "b", "big", "c"]
+    assert (out.drop("big")["status"] == "ok").all()
+    assert out.loc["big", "status"] == "failed" and "killed the process that ran it in 2 attempts" in out.loc["big", "error"]
+    assert "big.wav" in out.loc["big", "error"]
+    again = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0  # a further resume does not loop on it
+    from codec_wrappers import catalog
+    catalog.clear_cache()
