@@ -1,8 +1,8 @@
 """The ST-Codecfake study: Tables 3-6, plots and one HTML report for trained source tracers.
 
 Reads the ``study:`` section of a recipe, the protocol parquet files
-(``<protocol_dir>/<subset>.parquet``, subsets train, eval_id, eval_ood, unseen_real, diff_config,
-diff_source, ood_config, ood_other, alm, cors) and one or more trained runs; writes under
+(``<protocol_dir>/<subset>.parquet``, subsets train, eval_id, eval_unseen, eval_ood, unseen_real,
+diff_config, diff_source, ood_config, ood_other, alm, cors) and one or more trained runs; writes under
 ``output``::
 
     table3_id_f1.{csv,md}              ID source tracing on eval_id: F1 per class + macro/weighted
@@ -80,8 +80,8 @@ from .taxonomy_tables import TAXONOMY_SUBSETS, align_taxonomy, is_taxonomy_predi
 
 log = logging.getLogger(__name__)
 
-SUBSETS = ("train", "dev", "eval_id", "eval_unseen", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "ood_other",
-           "alm", "cors")
+SUBSETS = ("train", "dev", "eval_id", "eval_unseen", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config",
+           "ood_other", "alm", "cors")
 EVAL_SUBSETS = ("eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "ood_other", "alm", "cors")
 NEEDED_COLUMNS = ("utt_id", "path", "label", "label_name", "is_fake", "status", "codec", "variant", "weights_id")
 # Per-model entries of results.json: long (detail) rows under the old names, paper layouts beside.

@@ -302,14 +302,16 @@ def _frame(rows: Sequence[Mapping[str, Any]], order: Sequence[str]) -> pd.DataFr
     return df
 
 
-def taxonomy_tables(per_model: Mapping[str, Mapping[str, Any]], eer_note: str) -> tuple[dict[str, pd.DataFrame], dict[str, list[str]]]:
+def taxonomy_tables(per_model: Mapping[str, Mapping[str, Any]],
+                    eer_note: str) -> tuple[dict[str, pd.DataFrame], dict[str, list[str]]]:
     """``(tables, notes)`` of the taxonomy models in ``per_model`` (their :func:`taxonomy_results`),
     in report order; ``eer_note`` (the study's EER convention) goes under every table with an EER."""
     res = list(per_model.values())
     head = ["model", "variant", "frontend"]
     tables = {
         "taxonomy_f1": _frame([x for r in res for x in r["taxonomy_f1"]],
-                              [*head, "subset", "n", "n_bonafide", "n_spoof", *(f"{TASK_NAMES[t]} F1" for t in TASKS), "EER", "EER reals"]),
+                              [*head, "subset", "n", "n_bonafide", "n_spoof", *(f"{TASK_NAMES[t]} F1" for t in TASKS),
+                               "EER", "EER reals"]),
         "taxonomy_f1_detail": _frame([x for r in res for x in r["taxonomy_f1_detail"]],
                                      [*head, "subset", "task", "class", "support", "predicted", "f1"]),
     }
