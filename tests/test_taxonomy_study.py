@@ -62,7 +62,7 @@ def test_weighted_f1_rows_match_sklearn_on_hand_data():
     for task, pred, col in (("aux", aux_pred, "AUX F1"), ("dec", dec_pred, "DEC F1"), ("vq", vq_pred, "VQ F1")):
         want = f1_score(truth[task][known], np.asarray(pred)[known], average="weighted", zero_division=0)
         assert row[col] == pytest.approx(want), task
-    assert row["BIN F1"] == 1.0 and row["EER"] == 0.0 and row["EER reals"] == "eval_id"
+    assert row["BIN F1"] == 1.0 and row["EER"] == 0.0 and row["EER with"] == ""
     assert (row["n"], row["n_bonafide"], row["n_spoof"], row["frontend"]) == (8, 3, 5, "fine-tuned")
     # per class: scikit-learn's average=None over the classes seen or predicted
     detail = pd.DataFrame(class_f1_rows("m", {"eval_id": sp}))
@@ -72,7 +72,7 @@ def test_weighted_f1_rows_match_sklearn_on_hand_data():
     assert aux.loc["REAL", "support"] == 3 and aux.loc["none", "support"] == 2
 
 
-def test_eer_polarity_and_fakes_only_subsets_use_eval_id_reals():
+def test_eer_polarity_and_one_class_subsets_borrow_from_eval_id():
     rows = frame([(False, "real", "real", "real", "r", None)] * 2 + [(True, "none", "time", "MVQ", "a", None)] * 2)
     pred = {t: [0, 0, 1, 1] for t in ("bin", "aux", "dec", "vq")}
     right = subset(rows, pred, p_spoof=[0.1, 0.2, 0.8, 0.9])  # P(spoof) high for spoofs
@@ -80,11 +80,14 @@ def test_eer_polarity_and_fakes_only_subsets_use_eval_id_reals():
     assert f1_rows("m", {"eval_id": right})[0]["EER"] == 0.0
     assert f1_rows("m", {"eval_id": wrong})[0]["EER"] == 1.0
     fakes = subset(rows.iloc[2:].reset_index(drop=True), {t: [1, 1] for t in pred}, p_spoof=[0.15, 0.95])
-    got = {r["subset"]: r for r in f1_rows("m", {"eval_id": right, "eval_unseen": fakes})}
-    # the unseen spoof at 0.15 sits below eval_id's reals (0.1, 0.2): one of two reals above it
-    assert got["eval_unseen"]["EER reals"] == "eval_id" and got["eval_unseen"]["EER"] == pytest.approx(0.5)
+    reals = subset(rows.iloc[:2].reset_index(drop=True), {t: [0, 0] for t in pred}, p_spoof=[0.95, 0.05])
+    got = {r["subset"]: r for r in f1_rows("m", {"eval_id": right, "eval_unseen": fakes, "unseen_real": reals})}
+    # the unseen spoof at 0.15 sits between eval_id's reals (0.1, 0.2): half the reals above it
+    assert got["eval_unseen"]["EER with"] == "eval_id bona fide" and got["eval_unseen"]["EER"] == pytest.approx(0.5)
+    # an unseen real at 0.95 sits above eval_id's spoofs (0.8, 0.9)
+    assert got["unseen_real"]["EER with"] == "eval_id spoofs" and got["unseen_real"]["EER"] == pytest.approx(0.5)
     alone = f1_rows("m", {"eval_unseen": fakes})[0]
-    assert str(alone["EER"]).startswith("n/a") and alone["EER reals"] == ""
+    assert str(alone["EER"]).startswith("n/a") and alone["EER with"] == ""
 
 
 def test_cosg_conditions_seen_unseen_and_missing_heads():
@@ -105,6 +108,7 @@ def test_cosg_conditions_seen_unseen_and_missing_heads():
     # the F1 table splits the subset by the mark (reals by their own mark)
     f1 = {r["subset"]: r for r in f1_rows("m", {"alm": sp})}
     assert f1["alm (CoSG seen)"]["n"] == 3 and f1["alm (CoSG unseen)"]["n_bonafide"] == 1
+    assert f1["alm (CoSG unseen)"]["EER with"] == "" and f1["alm (CoSG unseen)"]["EER"] == 0.5  # 0.2 < 0.3 real
     # a model without the AUX head: its cells say so
     no_aux = subset(rows, {"bin": [1, 1, 0, 0, 0, 0], "vq": [0, 0, 1, 2, 2, 2]}, tasks=("bin", "vq"))
     row = condition_rows("m", no_aux)[0]
@@ -177,7 +181,9 @@ def test_study_gives_taxonomy_runs_their_tables_and_leaves_the_baselines_alone(t
     assert float(f1.loc["eval_id", "AUX F1"]) == 1.0 and float(f1.loc["eval_id", "VQ F1"]) == 1.0
     # eval_id: the 4 SNAC spoofs (of 24) score below every real (4): some but not most errors
     assert 0.0 < float(f1.loc["eval_id", "EER"]) < 0.5
-    assert f1.loc["eval_unseen", "EER reals"] == "eval_id" and int(f1.loc["eval_unseen", "n"]) == 3
+    assert f1.loc["eval_unseen", "EER with"] == "eval_id bona fide" and int(f1.loc["eval_unseen", "n"]) == 3
+    # the CoSG unseen half has no reals of its own: it borrows its subset's (alm), not eval_id's
+    assert f1.loc["alm (CoSG unseen)", "EER with"] == "alm bona fide"
     # eval_ood: the WavTokenizer spoofs (4 of 20) traced to AUX semantic
     truth = np.r_[np.ones(20, int)]
     pred = np.r_[np.full(4, 2), np.ones(16, int)]
@@ -239,7 +245,7 @@ def test_study_of_a_trained_m1_run_via_cli(trained_m1):
     assert set(f1) == {"eval_id", "eval_unseen"}
     for task in ("BIN", "AUX", "DEC", "VQ"):
         assert 0.0 <= f1["eval_id"][f"{task} F1"] <= 1.0
-    assert 0.0 <= f1["eval_unseen"]["EER"] <= 1.0 and f1["eval_unseen"]["EER reals"] == "eval_id"
+    assert 0.0 <= f1["eval_unseen"]["EER"] <= 1.0 and f1["eval_unseen"]["EER with"] == "eval_id bona fide"
     # the demo's random wav2vec 2.0 (marked so) flags the whole report
     assert "RANDOM WEIGHTS" in (root / "study" / "report.html").read_text().splitlines()[0]
     assert not (root / "study" / "table3_id_f1.csv").exists()  # no baseline in this study

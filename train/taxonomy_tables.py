@@ -8,10 +8,11 @@ code paths):
 - ``taxonomy_f1``: per eval subset, the weighted F1 of every head (REAL counted as a class, rows
   whose class is unknown left out, :func:`train.taxonomy.weighted_f1`) and the binary EER of
   bona fide vs spoof from P(spoof) (:func:`train.taxonomy.binary_eer`: bona fide is the target
-  class, scored by 1 - P(spoof)). A subset without bona fide rows (eval_ood, eval_unseen, ...)
-  takes the bona fide rows of ``eval_id`` for its EER; the row names where its reals came from.
-  A subset whose rows carry CodecFake+'s CoSG seen mark (``extra["cosg_seen"]``) adds one row
-  for its seen and one for its unseen rows.
+  class, scored by 1 - P(spoof)). A subset of one class only borrows the other class for its EER:
+  spoofs-only sets (eval_ood, eval_unseen, ...) the bona fide rows of ``eval_id``, bona-fide-only
+  sets (unseen_real) its spoofs; column ``EER with`` names what was borrowed. A subset whose rows
+  carry CodecFake+'s CoSG seen mark (``extra["cosg_seen"]``) adds one row for its seen and one
+  for its unseen rows (a half of one class borrows from its whole subset first).
 - ``taxonomy_f1_detail``: per subset x task x class, support and F1.
 - ``taxonomy_cors`` / ``taxonomy_cosg``: per codec (CoRS, subset ``cors``) or per
   speech-generation system (CoSG, subset ``alm``, condition = system): the true class of its
@@ -52,7 +53,7 @@ __all__ = [
 # Eval subsets a taxonomy model is scored on, in table order (absent subsets give no row).
 TAXONOMY_SUBSETS = ("eval_id", "eval_unseen", "eval_ood", "diff_config", "ood_config", "diff_source", "unseen_real",
                     "ood_other", "cors", "alm")
-REFERENCE_REALS = "eval_id"  # where fakes-only subsets take bona fide rows for their EER
+REFERENCE = "eval_id"  # where one-class subsets borrow the other class for their EER
 # table stem -> the subset whose conditions it lists
 CONDITION_TABLES = {"taxonomy_cors": "cors", "taxonomy_cosg": "alm"}
 RESULT_TABLES = ("taxonomy_f1", "taxonomy_f1_detail", *CONDITION_TABLES)
@@ -61,8 +62,9 @@ HEADS = ("aux", "dec", "vq")  # the taxonomy heads (per-condition columns)
 F1_NOTE = ("Weighted F1 per task (scikit-learn average='weighted'): REAL is a class like the others; rows whose class "
            "is unknown for a task (e.g. external spoofs without a published taxonomy) are left out of that task. "
            "EER: bona fide vs spoof, bona fide the target class scored by P(bona fide) = 1 - P(spoof) (P(spoof): the BIN "
-           "head, or (a*d*q)^(1/3) without one); a subset without bona fide rows is scored against eval_id's bona fide "
-           "rows ('EER reals'). Rows '<subset> (CoSG seen|unseen)' split a subset by CodecFake+'s CoSG_SEEN mark.")
+           "head, or (a*d*q)^(1/3) without one); a subset of one class borrows the other class's rows ('EER with': "
+           "eval_id's bona fide rows for spoofs-only sets, eval_id's spoofs for bona-fide-only sets; a CoSG half, its "
+           "whole subset's first). Rows '<subset> (CoSG seen|unseen)' split a subset by CodecFake+'s CoSG_SEEN mark.")
 DETAIL_NOTE = "F1 of each class of each head per subset; support = rows of that true class."
 CONDITION_NOTE = ("Per {what}: the true class of its spoofed rows per task ('mixed' / 'unknown' when not one known "
                   "class), the class predicted most ('pred'), the share traced to the true class ('acc'), the share "
@@ -157,6 +159,20 @@ def _eer(is_fake: np.ndarray, p_spoof: np.ndarray, convention: str) -> Any:
         return na_reason(exc)
 
 
+def _set_eer(part: TaxonomySubset, pools: Sequence[tuple[str, TaxonomySubset | None]], convention: str) -> tuple[Any, str]:
+    """``(EER, what was borrowed)`` of ``part``; a part of one class takes the rows of the other
+    class from the first of ``pools`` that has any ('' when nothing was borrowed)."""
+    fake, p = part.is_fake, part.p_spoof
+    if len(fake) and (fake.all() or not fake.any()):
+        want_fake = not fake.any()
+        for name, pool in pools:
+            take = pool.is_fake == want_fake if pool is not None else np.zeros(0, bool)
+            if take.any():
+                borrowed = f"{name} {'spoofs' if want_fake else 'bona fide'}"
+                return _eer(np.r_[fake, pool.is_fake[take]], np.r_[p, pool.p_spoof[take]], convention), borrowed
+    return _eer(fake, p, convention), ""
+
+
 def _task_f1(sp: TaxonomySubset, task: str) -> Any:
     if task not in sp.tasks:
         return f"n/a (no {TASK_NAMES[task]} head)"
@@ -172,30 +188,25 @@ def _head(model: str, sp: TaxonomySubset) -> dict:
 
 def f1_rows(model: str, preds: Mapping[str, TaxonomySubset | None], eer_convention: str = "interpolated") -> list[dict]:
     """``taxonomy_f1`` rows: per present subset (and its CoSG seen / unseen halves) n, bona fide
-    and spoof counts, ``<TASK> F1`` per head and the binary ``EER``."""
-    ref = preds.get(REFERENCE_REALS)
-    ref_reals = ref.select(~ref.is_fake) if ref is not None else None
+    and spoof counts, ``<TASK> F1`` per head, the binary ``EER`` and ``EER with``."""
+    ref = preds.get(REFERENCE)
     rows: list[dict] = []
     for name in [s for s in TAXONOMY_SUBSETS if s in preds] + [s for s in preds if s not in TAXONOMY_SUBSETS]:
         sp = preds[name]
         if sp is None or not len(sp.rows):
             continue
-        parts = [(name, sp)]
+        parts = [(name, sp, [(REFERENCE, ref)])]
         seen = cosg_seen(sp.rows)
         if seen is not None:
-            parts += [(f"{name} (CoSG seen)", sp.select(seen)), (f"{name} (CoSG unseen)", sp.select(~seen))]
-        for label, part in parts:
+            halves = [(f"{name} (CoSG seen)", sp.select(seen)), (f"{name} (CoSG unseen)", sp.select(~seen))]
+            parts += [(label, half, [(name, sp), (REFERENCE, ref)]) for label, half in halves]
+        for label, part, pools in parts:
             if not len(part.rows):
                 continue
-            fake, p = part.is_fake, part.p_spoof
-            reals_from = label
-            if fake.all() and ref_reals is not None and len(ref_reals.rows):
-                fake, p, reals_from = np.r_[fake, ref_reals.is_fake], np.r_[p, ref_reals.p_spoof], REFERENCE_REALS
             row = {**_head(model, part), "subset": label, "n": len(part.rows), "n_bonafide": int((~part.is_fake).sum()),
                    "n_spoof": int(part.is_fake.sum())}
             row.update({f"{TASK_NAMES[t]} F1": _task_f1(part, t) for t in TASKS})
-            row["EER"] = _eer(fake, p, eer_convention)
-            row["EER reals"] = reals_from if (~fake).any() else ""
+            row["EER"], row["EER with"] = _set_eer(part, pools, eer_convention)
             rows.append(row)
     return rows or [{"model": model, "subset": NA, "n": 0}]
 
@@ -311,7 +322,7 @@ def taxonomy_tables(per_model: Mapping[str, Mapping[str, Any]],
     tables = {
         "taxonomy_f1": _frame([x for r in res for x in r["taxonomy_f1"]],
                               [*head, "subset", "n", "n_bonafide", "n_spoof", *(f"{TASK_NAMES[t]} F1" for t in TASKS),
-                               "EER", "EER reals"]),
+                               "EER", "EER with"]),
         "taxonomy_f1_detail": _frame([x for r in res for x in r["taxonomy_f1_detail"]],
                                      [*head, "subset", "task", "class", "support", "predicted", "f1"]),
     }
