@@ -388,6 +388,8 @@ def _predictor_kwargs(config: GenerateConfig, spec: VariantSpec, stages: str) ->
         precision=config.precision_for(spec),
         num_threads=config.num_threads,
         batch_mode=spec.batch_mode,
+        chunk_seconds=config.chunk_seconds,
+        chunk_overlap_seconds=config.chunk_overlap_seconds,
     )
 
 
@@ -588,7 +590,8 @@ def plan_generation(config: GenerateConfig, variants: list, dataset_dir: Path, l
         make_plan(sources, group, dataset_dir, audio_format=config.audio_format,
                   sample_rate=config.sample_rate, limit=limit, run_options=options,
                   max_item_seconds=config.max_item_seconds, min_item_seconds=config.min_item_seconds,
-                  allow_outside_root=config.allow_outside_root, verify_sources=config.verify_sources)
+                  allow_outside_root=config.allow_outside_root, verify_sources=config.verify_sources,
+                  chunk_seconds=config.chunk_seconds, chunk_overlap_seconds=config.chunk_overlap_seconds)
         for sources, group in groups.items()
     ]
     if len(parts) == 1:

@@ -95,7 +95,8 @@ def codec_fields(variant: Variant) -> dict:
 # How a variant's forward runs, beyond the catalog; a row records each option that is not the default.
 # ``executor`` and ``num_threads`` have no default: every row records them (local and Ray runs, or
 # different thread counts, differ in the last bit), so resume never mixes rows made differently.
-RUN_OPTION_DEFAULTS = {"precision": "fp32", "batch_mode": "exact", "executor": "", "num_threads": ""}
+# ``chunked`` (chunked mode, long items only) says how the item was cut and joined.
+RUN_OPTION_DEFAULTS = {"precision": "fp32", "batch_mode": "exact", "executor": "", "num_threads": "", "chunked": ""}
 
 
 def _extra_with_condition(extra: str | None, variant: Variant, options: Mapping[str, str] | None = None) -> str:
@@ -222,6 +223,13 @@ def frame_problem(src_path: str, seconds: float, variant: Variant) -> str:
     return ""
 
 
+def chunk_note(seconds: float, chunk_seconds: float | None, overlap_seconds: float) -> str | None:
+    """What a chunked item's ``extra`` says about it (None when the item runs whole)."""
+    if not chunk_seconds or seconds <= chunk_seconds:
+        return None
+    return f"{chunk_seconds:g} s chunks, {overlap_seconds:g} s overlap, linear cross-fade"
+
+
 def make_plan(
     sources: Iterable[str | os.PathLike | pd.DataFrame],
     variants: Sequence[str | Variant],
@@ -235,6 +243,8 @@ def make_plan(
     min_item_seconds: float = 0.02,
     allow_outside_root: bool = False,
     verify_sources: bool = False,
+    chunk_seconds: float | None = None,
+    chunk_overlap_seconds: float = 0.5,
 ) -> pd.DataFrame:
     """Plan every (usable source utterance x variant) item.
 
@@ -251,6 +261,8 @@ def make_plan(
             always are).
         max_item_seconds, min_item_seconds, allow_outside_root, verify_sources: which sources
             are refused (``plan_error``; see the module notes and :func:`source_problems`).
+        chunk_seconds, chunk_overlap_seconds: chunked mode (None: off); items longer than
+            ``chunk_seconds`` get ``"chunked"`` in their ``extra`` (see :class:`pipeline.predictor.Predictor`).
     Returns:
         One row per item, sorted by variant (in the order given), then source duration, then id.
         ``attrs``: ``dataset_dir``, ``skipped`` (source rows not planned, by reason).
@@ -286,7 +298,8 @@ def make_plan(
                 "text": src["text"].to_numpy() if "text" in src else None,
                 "path": [item_path(v.id, s, u, audio_format) for s, u in zip(src["speaker"].fillna(""), src["utt_id"])],
                 **{k: [val] * len(src) for k, val in f.items()},
-                "extra": [_extra_with_condition(e, v, options_of.get(v.id)) for e in src.get("extra", pd.Series([None] * len(src)))],
+                "extra": [_extra_with_condition(e, v, {**options_of.get(v.id, {}), "chunked": chunk_note(d, chunk_seconds, chunk_overlap_seconds)})
+                          for e, d in zip(src.get("extra", pd.Series([None] * len(src))), durations)],
                 "ncst_version": NCST_VERSION,
                 "src_path": src["src_path"].to_numpy(),
                 "src_duration_s": durations,

@@ -178,6 +178,38 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
+def chunk_spans(n: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
+    """``[start, end)`` of fixed chunks of ``chunk`` samples covering ``n``, each starting
+    ``chunk - overlap`` after the previous one (the last one may be shorter, but is always longer
+    than ``overlap``)."""
+    if chunk <= overlap:
+        raise ValueError(f"chunk ({chunk} samples) must be longer than its overlap ({overlap})")
+    spans, start = [], 0
+    while True:
+        end = min(n, start + chunk)
+        spans.append((start, end))
+        if end >= n:
+            return spans
+        start += chunk - overlap
+
+
+def crossfade(pieces: Sequence[np.ndarray], spans: Sequence[tuple[int, int]], n: int) -> np.ndarray:
+    """Chunk outputs put back into one ``(n,)`` signal: where two chunks overlap, the earlier one
+    fades out and the later one fades in along complementary linear ramps (weights sum to 1 at
+    every sample, so a codec that returned its input would give the input back)."""
+    y = np.zeros(n, dtype=np.float32)
+    for k, (piece, (a, b)) in enumerate(zip(pieces, spans)):
+        w = np.ones(b - a, dtype=np.float32)
+        if k > 0:
+            ov = spans[k - 1][1] - a
+            w[:ov] = (np.arange(ov, dtype=np.float32) + 0.5) / ov
+        if k + 1 < len(spans):
+            ov = b - spans[k + 1][0]
+            w[b - a - ov:] *= 1.0 - (np.arange(ov, dtype=np.float32) + 0.5) / ov
+        y[a:b] += w * np.asarray(piece, dtype=np.float32)[: b - a]
+    return y
+
+
 def length_buckets(lengths: Sequence[int], max_samples: int) -> list[list[int]]:
     """Group item indices into padded batches of at most ``max_samples`` (= items x longest).
 
@@ -225,6 +257,10 @@ class Predictor:
             actors start with ``OMP_NUM_THREADS`` = their ``num_cpus``).
         batch_mode: how the codec runs a padded batch (None: its own default); one of the
             codec's ``batch_modes`` (see :class:`codec_wrappers.base.BatchedCodec`).
+        chunk_seconds: chunked mode for long sources (None: off): an item longer than this runs
+            as chunks of this length overlapping by ``chunk_overlap_seconds``, cross-faded back
+            together with complementary linear ramps (:func:`crossfade`); memory is bounded by
+            the chunk, and the codec's context stops at chunk edges.
     """
 
     def __init__(
@@ -240,6 +276,8 @@ class Predictor:
         precision: str = "fp32",
         num_threads: int | None = None,
         batch_mode: str | None = None,
+        chunk_seconds: float | None = None,
+        chunk_overlap_seconds: float = 0.5,
     ):
         import torch
 
@@ -276,6 +314,9 @@ class Predictor:
         self.max_samples = max(1, int(max_batch_seconds * self.sample_rate))
         self.stages = stages
         self.audio_format = audio_format
+        # Chunked mode (opt-in): items longer than chunk_seconds run as overlapping chunks.
+        self.chunk_samples = int(chunk_seconds * self.sample_rate) if chunk_seconds else 0
+        self.overlap_samples = int(chunk_overlap_seconds * self.sample_rate) if chunk_seconds else 0
         self.forward_calls = 0  # padded forward passes tried (for tests and benchmarks)
 
     def _probe_batch_seconds(self) -> float:
@@ -330,6 +371,8 @@ class Predictor:
     def resynthesize(self, audio: list[np.ndarray | None], src_paths: Sequence[str]) -> tuple[list, list[str]]:
         """Resynthesise decoded items; ``None`` items are skipped.
 
+        With ``chunk_seconds`` set, an item longer than that runs as overlapping chunks (see
+        :func:`chunk_spans`) whose outputs are cross-faded back together (:func:`crossfade`).
         Returns ``(outputs, errors)``: an output ``(samples,)`` per item (None where it failed) and
         '' or an error naming the item's source file.
         """
@@ -339,11 +382,22 @@ class Predictor:
         for i, x in enumerate(audio):
             if x is not None and len(x) == 0:
                 errors[i] = f"{src_paths[i]}: decoded audio is empty"
-        pending = deque([idx[b] for b in bucket] for bucket in length_buckets([len(audio[i]) for i in idx], self.max_samples))
+        # Pieces: whole items, or the chunks of a long item in chunked mode.
+        pieces: list[tuple[int, int, int]] = []
+        for i in idx:
+            n = len(audio[i])
+            if self.chunk_samples and n > self.chunk_samples:
+                pieces += [(i, a, b) for a, b in chunk_spans(n, self.chunk_samples, self.overlap_samples)]
+            else:
+                pieces.append((i, 0, n))
+        piece_audio = [audio[i][a:b] for i, a, b in pieces]
+        piece_out: list[np.ndarray | None] = [None] * len(pieces)
+        piece_err = [""] * len(pieces)
+        pending = deque(length_buckets([len(x) for x in piece_audio], self.max_samples))
         while pending:
             members = pending.popleft()
             try:
-                ys = self._forward([audio[i] for i in members])
+                ys = self._forward([piece_audio[p] for p in members])
                 results = list(zip(members, ys, [""] * len(members)))
             except Exception as exc:
                 if len(members) > 1 and is_out_of_memory(exc):
@@ -353,7 +407,7 @@ class Predictor:
                     self.max_batch_seconds = self.max_samples / self.sample_rate
                     log.warning("%s: out of memory on a batch of %d; now %.1f s of padded audio per forward",
                                 self.variant_id, len(members), self.max_batch_seconds)
-                    split = length_buckets([len(audio[i]) for i in members], self.max_samples)
+                    split = length_buckets([len(piece_audio[p]) for p in members], self.max_samples)
                     if len(split) == 1:  # one item longer than the limit would not split: go one by one
                         split = [[j] for j in range(len(members))]
                     pending.extendleft(reversed([[members[j] for j in b] for b in split]))
@@ -364,18 +418,30 @@ class Predictor:
                     log.warning("%s: batch of %d failed (%s); retrying one by one", self.variant_id, len(members), exc)
                     self._free_memory()
                     results = []
-                    for i in members:
+                    for p in members:
                         try:
-                            results.append((i, self._forward([audio[i]])[0], ""))
+                            results.append((p, self._forward([piece_audio[p]])[0], ""))
                         except Exception as one:
-                            results.append((i, None, f"{type(one).__name__}: {one}"))
-            for i, y, err in results:
-                if not err and not np.isfinite(y).all():
-                    err = "output holds NaN or infinite samples"
-                if err:
-                    errors[i] = f"{src_paths[i]}: codec {self.variant_id} failed: {err}"
+                            results.append((p, None, f"{type(one).__name__}: {one}"))
+            for p, y, err in results:
+                piece_out[p], piece_err[p] = y, err
+        by_item: dict[int, list[int]] = {}
+        for p, (i, _, _) in enumerate(pieces):
+            by_item.setdefault(i, []).append(p)
+        for i, ps in by_item.items():
+            err = next((piece_err[p] for p in ps if piece_err[p]), "")
+            y = None
+            if not err:
+                if len(ps) == 1:
+                    y = piece_out[ps[0]]
                 else:
-                    outputs[i] = y
+                    y = crossfade([piece_out[p] for p in ps], [pieces[p][1:] for p in ps], len(audio[i]))
+                if not np.isfinite(y).all():
+                    err = "output holds NaN or infinite samples"
+            if err:
+                errors[i] = f"{src_paths[i]}: codec {self.variant_id} failed: {err}"
+            else:
+                outputs[i] = y
         return outputs, errors
 
     def _free_memory(self) -> None:

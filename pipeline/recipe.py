@@ -35,6 +35,8 @@ section; ``protocol:``, ``train:`` and ``study:`` belong to their own stages and
       max_item_seconds: 600  # longer sources fail at plan time ("too long: 4200 s > 600 s") before any
                              # model runs; null = no bound
       min_item_seconds: 0.02 # shorter sources (or shorter than one codec frame) fail at plan time
+      chunk_seconds: null    # chunked mode (opt-in): longer sources run as chunks of this length that
+      chunk_overlap_seconds: 0.5  # overlap by this much, cross-faded with linear ramps; marked in extra
       allow_outside_root: false  # source rows whose path leaves their manifest's root (../x, /abs/x) fail
       verify_sources: false  # hash each source and fail "source changed since ingest" on a mismatch
       address: null          # Ray cluster address; null = start Ray on this machine
@@ -135,10 +137,15 @@ class GenerateConfig:
     min_item_seconds: float = 0.02
     allow_outside_root: bool = False
     verify_sources: bool = False
+    chunk_seconds: float | None = None
+    chunk_overlap_seconds: float = 0.5
 
     def __post_init__(self) -> None:
         if self.max_item_seconds is not None and self.max_item_seconds <= 0:
             raise ValueError(f"max_item_seconds must be > 0 or null, got {self.max_item_seconds}")
+        if self.chunk_seconds is not None and not 0 <= self.chunk_overlap_seconds < self.chunk_seconds:
+            raise ValueError(f"chunk_overlap_seconds must be >= 0 and below chunk_seconds, got "
+                             f"{self.chunk_overlap_seconds} with chunk_seconds {self.chunk_seconds}")
         if self.min_item_seconds < 0:
             raise ValueError(f"min_item_seconds must be >= 0, got {self.min_item_seconds}")
         if not self.sources:
@@ -224,7 +231,7 @@ GENERATE_KEYS = {
     "sources", "variants", "weights", "audio_format", "sample_rate", "seed", "batch_size",
     "max_batch_seconds", "split_io", "shard_rows", "executor", "address", "node_ip", "num_cpus",
     "temp_dir", "device", "precision", "num_threads", "io_threads", "max_item_seconds", "min_item_seconds",
-    "allow_outside_root", "verify_sources",
+    "allow_outside_root", "verify_sources", "chunk_seconds", "chunk_overlap_seconds",
 }
 VARIANT_KEYS = {"id", "batch_size", "num_gpus", "num_cpus", "concurrency", "weights", "sources", "precision", "batch_mode"}
 
@@ -312,6 +319,10 @@ def parse_generate(section: Any, base: Path, where: str = "<recipe>") -> Generat
             kwargs[key] = _number(w, key, section[key], int, allow_none=True)
     if "max_item_seconds" in section:
         kwargs["max_item_seconds"] = _number(w, "max_item_seconds", section["max_item_seconds"], float, allow_none=True)
+    if "chunk_seconds" in section:
+        kwargs["chunk_seconds"] = _number(w, "chunk_seconds", section["chunk_seconds"], float, allow_none=True)
+    if "chunk_overlap_seconds" in section:
+        kwargs["chunk_overlap_seconds"] = _number(w, "chunk_overlap_seconds", section["chunk_overlap_seconds"], float)
     if "min_item_seconds" in section:
         kwargs["min_item_seconds"] = _number(w, "min_item_seconds", section["min_item_seconds"], float)
     for key in ("allow_outside_root", "verify_sources"):
