@@ -515,7 +515,7 @@ def _study_taxonomy_model(ref: ModelRef, protocol: Protocol, config: StudyConfig
             if sp.rows.attrs.get("missing"):
                 unreadable[name] = len(sp.rows.attrs["missing"])
             preds[name] = sp if len(sp.rows) else None
-    preds = {k: v for k, v in preds.items() if k in TAXONOMY_SUBSETS}
+    preds = {k: preds[k] for k in TAXONOMY_SUBSETS if k in preds}  # table and plot order
     return {"kind": "taxonomy", "preds": preds, "rows_without_prediction": unreadable,
             **taxonomy_results(ref.name, preds, config.eer)}
 
