@@ -81,7 +81,7 @@ def test_written_protocol_validates(tmp_path):
     assert len(train) == 5
 
 
-def test_protocol_dir_pipe_separated_extra_columns_and_reals(tmp_path):
+def test_lists_dir_pipe_separated_extra_columns_and_reals(tmp_path):
     root = tmp_path / "MLAADv5"
     rel = audio(root, "it", BARK, "a_01_f000001", 1)
     rel2 = audio(root, "it", XTTS, "a_01_f000002", 2)
@@ -92,7 +92,7 @@ def test_protocol_dir_pipe_separated_extra_columns_and_reals(tmp_path):
                                      "mailabs/it/b_01_f000003.wav|bonafide|\n")
     (proto / "dev.csv").write_text("path,model_name\n")
     (proto / "eval.csv").write_text("path,model_name\n")
-    df = prepare_mlaad(root, protocol_dir=proto)
+    df = prepare_mlaad(root, lists_dir=proto)
     ok = df[df["status"] == "ok"].sort_values("utt_id")
     assert len(ok) == 3 and (ok["subset"] == "train").all()
     real = ok[~ok["is_fake"].astype(bool)]
@@ -118,3 +118,24 @@ def test_bad_lists_fail_clearly(tmp_path):
     (root / "eval.csv").unlink()
     with pytest.raises(ReleaseError, match="eval.csv"):
         prepare_mlaad(root)
+
+
+def test_ncst_ingest_mlaad(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    root = make_mlaad(tmp_path / "MLAADv5")
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    for name in ("train", "dev", "eval"):
+        (root / f"{name}.csv").rename(lists / f"{name}.csv")
+    out = tmp_path / "mlaad.parquet"
+    runner = CliRunner()
+    r = runner.invoke(app, ["ingest", "mlaad", str(root), "-o", str(out), "--lists-dir", str(lists),
+                            "--protocol-dir", str(tmp_path / "p")])
+    assert r.exit_code == 0, r.output
+    assert len(read_manifest(out)) == 10
+    assert (tmp_path / "p" / "protocol" / "eval_ood.parquet").is_file()
+    r = runner.invoke(app, ["ingest", "mlaad", str(root), "-o", str(out), "--metadata-dir", str(lists)])
+    assert r.exit_code != 0 and "--metadata-dir does not apply to mlaad" in r.output

@@ -20,7 +20,7 @@ import typer
 CORPORA = ("vctk", "aishell3", "ncssd", "asvspoof2019_la", "in_the_wild", "labelled_folder")
 # --partition is each reader's own word for a part of the corpus: split folders or subsets.
 PARTITION_PARAMS = {"asvspoof2019_la": "splits", "aishell3": "splits", "ncssd": "subsets"}
-RELEASE_NAMES = ("st-codecfake", "codecfake", "codecfake-plus")  # pipeline.releases.RELEASES
+RELEASE_NAMES = ("st-codecfake", "codecfake", "codecfake-plus", "mlaad")  # pipeline.releases.RELEASES
 
 
 def print_release_counts(df, output: Path | None = None, protocol_dir: Path | None = None, max_errors: int = 20,
@@ -57,7 +57,7 @@ def print_release_counts(df, output: Path | None = None, protocol_dir: Path | No
 
 def ingest_release(release: str, path: Path, output: Path, protocol_dir: Path | None, jobs: int,
                    options: dict, max_errors: int) -> None:
-    """``ncst ingest st-codecfake|codecfake|codecfake-plus``: read a release into protocol rows."""
+    """``ncst ingest st-codecfake|codecfake|codecfake-plus|mlaad``: read a release into protocol rows."""
     from manifests import write_manifest
     from pipeline.corpora import CorpusError
     from pipeline.releases import RELEASES, write_release_protocol
@@ -131,20 +131,21 @@ def ingest(
     allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="labelled_folder: accept files outside the corpus folder (../x.wav, /abs/x.wav)"),
     max_errors: int = typer.Option(20, help="errors to print"),
     protocol_dir: Optional[Path] = typer.Option(None, "--protocol-dir", help="releases: also write <DIR>/protocol/<subset>.parquet + summary.csv (for ncst train / ncst study)"),
-    unseen_real: Optional[list[Path]] = typer.Option(None, "--unseen-real", help="st-codecfake: source manifests whose bona fide rows join unseen_real (repeatable)"),
+    unseen_real: Optional[list[Path]] = typer.Option(None, "--unseen-real", help="st-codecfake, mlaad: source manifests whose bona fide rows join unseen_real (repeatable)"),
+    lists_dir: Optional[Path] = typer.Option(None, "--lists-dir", help="mlaad: folder of the protocol's train.csv, dev.csv, eval.csv (default: the MLAAD root)"),
     metadata_dir: Optional[Path] = typer.Option(None, "--metadata-dir", help="codecfake-plus: metadata folder (default <root>/metadata)"),
     balance: Optional[str] = typer.Option(None, "--balance", help="codecfake-plus: training lists: bal_dec or bal_vq (default: plain)"),
 ) -> None:
     """Read a corpus into a source manifest (or a release into protocol rows); print counts and errors."""
     if corpus in RELEASE_NAMES:
         ingest_release(corpus, path, output, protocol_dir, jobs,
-                       dict(unseen_real=tuple(unseen_real or ()), metadata_dir=metadata_dir, balance=balance,
+                       dict(unseen_real=tuple(unseen_real or ()), metadata_dir=metadata_dir, lists_dir=lists_dir, balance=balance,
                             mic=mic, labels=labels, corpus=name, language=language, split=split,
                             bonafide_only=bonafide_only or None, partition=tuple(partition or ()),
                             max_rows=max_rows, seed=seed), max_errors)
         return
-    if protocol_dir or unseen_real or metadata_dir or balance:
-        raise typer.BadParameter("--protocol-dir, --unseen-real, --metadata-dir and --balance apply to releases only",
+    if protocol_dir or unseen_real or metadata_dir or balance or lists_dir:
+        raise typer.BadParameter("--protocol-dir, --unseen-real, --metadata-dir, --balance and --lists-dir apply to releases only",
                                  param_hint="options")
     from manifests import write_manifest
     from pipeline.corpora import READERS, CorpusError, summarize

@@ -1,4 +1,4 @@
-"""Released corpora read as published: ST-Codecfake, Codecfake and CodecFake+.
+"""Released corpora read as published: ST-Codecfake, Codecfake, CodecFake+ and the MLAAD source-tracing protocol.
 
 Each reader ``prepare_<release>(root, ..., num_jobs=1) -> DataFrame`` returns *protocol* rows
 (manifest columns + ``subset`` + ``condition``, absolute ``path``); failed rows included, with the
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .codecfake import prepare_codecfake
 from .codecfake_plus import prepare_codecfake_plus
+from .mlaad import prepare_mlaad
 from .common import ALM_BACKENDS, ReleaseError, counts, write_release_protocol
 from .st_codecfake import add_unseen_real, prepare_st_codecfake
 
@@ -17,7 +18,8 @@ RELEASES = {
     "st-codecfake": prepare_st_codecfake,
     "codecfake": prepare_codecfake,
     "codecfake-plus": prepare_codecfake_plus,
+    "mlaad": prepare_mlaad,
 }
 
 __all__ = ["RELEASES", "ALM_BACKENDS", "ReleaseError", "add_unseen_real", "counts", "prepare_codecfake",
-           "prepare_codecfake_plus", "prepare_st_codecfake", "write_release_protocol"]
+           "prepare_codecfake_plus", "prepare_mlaad", "prepare_st_codecfake", "write_release_protocol"]

@@ -1,7 +1,7 @@
 """MLAAD source-tracing protocol as published (Interspeech 2025 special session "Source tracing";
 protocol zip ``mlaad4sourcetracing.zip`` from deepfake-total.com/sourcetracing, audio MLAAD v5).
 
-Layout (the MLAAD v5 root with the protocol CSVs unzipped into it, or into ``protocol_dir``)::
+Layout (the MLAAD v5 root with the protocol CSVs unzipped into it, or into ``lists_dir``)::
 
     fake/<lang>/<system dir>/<M-AILABS utterance>.wav    MLAAD v5 audio (system dir: the model name
                                                           with / replaced by _)
@@ -86,18 +86,18 @@ def _language(rel: str, row: dict[str, str]) -> str:
     return parts[1] if len(parts) > 2 and parts[0] == "fake" else ""
 
 
-def prepare_mlaad(root: str | os.PathLike, protocol_dir: str | os.PathLike | None = None,
+def prepare_mlaad(root: str | os.PathLike, lists_dir: str | os.PathLike | None = None,
                   unseen_real: Sequence[str | os.PathLike | pd.DataFrame] = (), num_jobs: int = 1) -> pd.DataFrame:
     """Protocol frame of the MLAAD source-tracing protocol (every listed file a row; failed rows included).
 
     Args:
         root: the MLAAD v5 root (the folder holding ``fake/``); CSV paths are relative to it.
-        protocol_dir: where ``train.csv``, ``dev.csv``, ``eval.csv`` are (default: ``root``).
+        lists_dir: where ``train.csv``, ``dev.csv``, ``eval.csv`` are (default: ``root``).
         unseen_real: bona fide source manifests (paths or frames) joining ``unseen_real``.
         num_jobs: threads probing and hashing files.
     """
     root = check_root(root, RELEASE)
-    pdir = Path(protocol_dir).expanduser().resolve() if protocol_dir is not None else root
+    pdir = Path(lists_dir).expanduser().resolve() if lists_dir is not None else root
     files = {name: pdir / f"{name}.csv" for name in LISTS}
     missing = [str(f) for f in files.values() if not f.is_file()]
     if missing:
