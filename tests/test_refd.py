@@ -94,9 +94,10 @@ def test_re_and_fd_shapes(backend):
     dim = 8 if backend == "conformer" else 160
     assert logits.shape == (3, 2) and emb.shape == (3, dim)
     assert fd_logits.shape == (3, 5) and fd_emb.shape == (3, dim)
-    # column 0 = real exactly when the cosine to the real centre passes halfway between the margins
+    # column 0 = real exactly when the cosine to the real centre passes re_threshold (REFD: 0)
     s = re_model.real_score(emb)
-    assert torch.equal(logits.argmax(1) == 0, s > (cfg.oc_r_real + cfg.oc_r_fake) / 2)
+    assert torch.equal(logits.argmax(1) == 0, s > cfg.re_threshold)
+    assert torch.allclose(logits[:, 0], cfg.oc_alpha * (s - cfg.re_threshold))
     with pytest.raises(ValueError, match="16"):
         re_model(torch.randn(2, 30, 12))
 
@@ -188,9 +189,10 @@ def test_refd_decision_rule():
     real = [0.95, 0.2, 0.1, 0.95]
     pred = [0, 1, 1, 0]
     out = refd_decide(ood, 0.5, real, 0.8, pred, fd_labels=[3, 7])
-    assert out.tolist() == [0, UNKNOWN, 7, UNKNOWN]  # OOD is checked first
-    out = refd_decide(ood, 0.5, real, 0.8, pred, fd_labels=[3, 7], real_first=True)
-    assert out.tolist() == [0, UNKNOWN, 7, 0]
+    assert out.tolist() == [0, UNKNOWN, 7, 0]  # REFD's order: a confident real wins over unknown
+    out = refd_decide(ood, 0.5, real, 0.8, pred, fd_labels=[3, 7], real_first=False)
+    assert out.tolist() == [0, UNKNOWN, 7, UNKNOWN]
+    assert refd_decide(ood, 0.5, real, 0.8, pred).tolist() == [0, UNKNOWN, 1, 0]  # FD index when no label map
     with pytest.raises(ValueError, match="1-d"):
         refd_decide(ood, 0.5, real[:3], 0.8, pred)
 

@@ -6,10 +6,12 @@
   in-distribution. ``w = 0`` is the classifier alone (MSP), ``w = 1`` the embedding
   similarity alone (NSD-style, to prototypes instead of every training embedding); sweeping ``w``
   trades in-domain accuracy against OOD detection (:func:`fusion_sweep`).
-- :func:`refd_decide`: an OOD score below the dev-chosen threshold -> unknown system (``UNKNOWN``);
-  else the RE stage's real score at or above its threshold -> real (0); else the FD class mapped to
-  its label. ``real_first=True`` checks RE before the OOD score (useful when the OOD score comes
-  from an FD model trained on fakes only, to which every real utterance looks out of distribution).
+- :func:`refd_decide`: REFD's fusion of the two stages (its ``generate_f1_e2e.py``): the FD class,
+  replaced by ``UNKNOWN`` where the OOD score is below the dev-chosen threshold, and by real (0)
+  where the RE stage's real score reaches its threshold; the real decision wins over unknown
+  (``real_first=True``, REFD's order: an FD model trained on fakes only sees every real utterance
+  as out of distribution). ``real_first=False`` lets unknown win instead. REFD itself hand-sets the
+  thresholds (OOD score 0, a tight real cosine 0.98); here both are arguments, chosen on dev.
 """
 from __future__ import annotations
 
@@ -61,7 +63,7 @@ def fused_score(logits, embeddings, prototypes, w: float) -> np.ndarray:
 
 
 def refd_decide(ood_score, ood_threshold: float, real_score, real_threshold: float, fd_pred,
-                fd_labels: Sequence[int] | None = None, real_first: bool = False) -> np.ndarray:
+                fd_labels: Sequence[int] | None = None, real_first: bool = True) -> np.ndarray:
     """Final label per row: ``UNKNOWN`` (-1), 0 (real) or ``fd_labels[fd_pred]`` (fd_pred itself if None)."""
     ood = np.asarray(ood_score, dtype=np.float64)
     real = np.asarray(real_score, dtype=np.float64)

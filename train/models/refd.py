@@ -11,18 +11,19 @@ takes them. Two back ends turn them into an utterance embedding:
 
 Stage 1, :class:`RealEmphasis`: binary real vs fake, trained with OC-Softmax (:mod:`train.losses`);
 ``forward`` -> ``(logits (B, 2), embedding)`` with ``logits = alpha * [s - t, t - s]``, ``s`` the
-cosine to the real centre and ``t = (r_real + r_fake) / 2`` (column 0 = real, like label 0).
+cosine to the real centre and ``t = re_threshold`` (column 0 = real, like label 0).
 Stage 2, :class:`FakeDispersion`: a classifier over the fake systems only, trained with
 ``CE + RegMixup (eta, Beta(alpha, alpha)) + npair_weight * N-pair`` (:meth:`FakeDispersion.loss`).
 
 Where the numbers come from:
-- REFD's code: OC-Softmax ``r_real = 0.9``, ``r_fake = 0.5``, ``alpha = 20``; the W2V2-AASIST back
-  end (its dimensions are those of :mod:`train.models.w2v2_aasist`).
+- REFD's code: OC-Softmax ``r_real = 0.9``, ``r_fake = 0.5``, ``alpha = 20`` (``AngularIsoLoss``);
+  the RE decision point ``re_threshold = 0`` (its RE scoring calls a cosine above 0 real); the
+  W2V2-AASIST back end (its dimensions are those of :mod:`train.models.w2v2_aasist`).
 - N-pair regulariser 0.002: Sohn 2016.
 - ncst's choices (the paper's body is not reachable; all are :class:`RefdConfig` fields):
   Conformer width 144, 4 heads, FFN 576, 4 layers, kernel 31, dropout 0.1; mean pooling; RegMixup
-  ``eta = 1.0``, ``alpha = 10.0`` (RegMixup's paper recommends a large alpha); N-pair weight 0.5;
-  the RE decision point ``t`` halfway between the two margins.
+  ``eta = 1.0``, ``alpha = 10.0`` (RegMixup's paper recommends a large alpha; REFD's own mixup
+  helper draws Beta(0.5, 0.5)); N-pair weight 0.5.
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ class RefdConfig:
     oc_r_real: float = REFD_R_REAL
     oc_r_fake: float = REFD_R_FAKE
     oc_alpha: float = REFD_ALPHA
+    re_threshold: float = 0.0
     regmixup_eta: float = 1.0
     regmixup_alpha: float = 10.0
     npair_weight: float = 0.5
@@ -119,7 +121,7 @@ class RealEmphasis(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         emb = self.backend(x)
         s = self.real_score(emb)
-        t = (self.oc.r_real + self.oc.r_fake) / 2
+        t = self.cfg.re_threshold
         logits = self.oc.alpha * torch.stack([s - t, t - s], dim=1)
         return logits, emb
 
