@@ -15,7 +15,6 @@ import soundfile as sf
 
 from manifests import read_manifest, real_row, write_manifest
 from pipeline.corpora import prepare_labelled_folder
-from pipeline.corpora.common import read_options
 from pipeline.generate import run_generation
 from pipeline.plan import make_plan
 from pipeline.recipe import GenerateConfig, VariantSpec
@@ -108,7 +107,7 @@ def hostile(tmp_path):
 
 # ----------------------------------------------------------------------------- ingest, one test per defect
 def test_nan_inf_truncated_fail_at_ingest_with_position(hostile):
-    rows = rows_by_file(prepare_labelled_folder(hostile, declared_labels=("moshi",)))
+    rows = rows_by_file(prepare_labelled_folder(hostile, corpus="moshi"))
     for name in ("nan.wav", "inf.wav", "truncated.flac"):
         (row,) = rows[name]
         assert row["status"] == "failed" and name in row["error"] and BAD[name] in row["error"], row["error"]
@@ -116,6 +115,8 @@ def test_nan_inf_truncated_fail_at_ingest_with_position(hostile):
 
 
 def test_header_only_trusts_headers(hostile):
+    from pipeline.corpora.common import read_options
+
     with read_options(header_only=True):
         rows = rows_by_file(prepare_labelled_folder(hostile, declared_labels=("moshi",)))
     assert rows["nan.wav"][0]["status"] == "ok" and rows["inf.wav"][0]["status"] == "ok"  # not decoded
@@ -123,7 +124,7 @@ def test_header_only_trusts_headers(hostile):
 
 
 def test_minimum_length_at_ingest(hostile):
-    (row,) = rows_by_file(prepare_labelled_folder(hostile, declared_labels=("moshi",)))["one_sample.wav"]
+    (row,) = rows_by_file(prepare_labelled_folder(hostile, corpus="moshi"))["one_sample.wav"]
     assert row["status"] == "failed" and "too short: 1 samples" in row["error"] and "one_sample.wav" in row["error"]
 
 
@@ -153,7 +154,7 @@ def test_undeclared_labels_fail_and_counts_reported(hostile):
 
 
 def test_broken_symlink_and_directory_are_failed_rows(hostile):
-    rows = rows_by_file(prepare_labelled_folder(hostile, declared_labels=("moshi",)))
+    rows = rows_by_file(prepare_labelled_folder(hostile, corpus="moshi"))
     assert "broken symbolic link" in rows["broken_link.wav"][0]["error"] and "gone_target.wav" in rows["broken_link.wav"][0]["error"]
     assert "a directory" in rows["folder.wav"][0]["error"]
     # Unlisted ones are rows too (they used to vanish from the listing).
@@ -163,7 +164,7 @@ def test_broken_symlink_and_directory_are_failed_rows(hostile):
 
 
 def test_conflicting_labels_fail_every_line(hostile):
-    rows = rows_by_file(prepare_labelled_folder(hostile, declared_labels=("moshi",)))["conflict.wav"]
+    rows = rows_by_file(prepare_labelled_folder(hostile, corpus="moshi"))["conflict.wav"]
     assert len(rows) == 2 and all(r["status"] == "failed" for r in rows)
     assert all("conflicting labels" in r["error"] and "'real'" in r["error"] and "'moshi'" in r["error"] for r in rows)
 
