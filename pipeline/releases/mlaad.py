@@ -112,7 +112,8 @@ def prepare_mlaad(root: str | os.PathLike, lists_dir: str | os.PathLike | None =
         for n, r, surplus in entries:
             where = f"{files[name]} line {n}"
             rel, system = (r.get("path") or "").replace("\\", "/"), r.get("model_name") or ""
-            wav = (root / rel).resolve() if rel else root / f"missing-path-{name}-{n}"
+            # normpath, not resolve: a symlinked fake/ folder stays inside the root
+            wav = Path(os.path.normpath(root / rel)) if rel else root / f"missing-path-{name}-{n}"
             stem = strip_audio_suffix(Path(rel).name) if rel else f"line{n}"
             is_known = system in class_id
             extra = {"list": files[name].name, "line": n, "model_name": system, "source": stem,
@@ -132,7 +133,7 @@ def prepare_mlaad(root: str | os.PathLike, lists_dir: str | os.PathLike | None =
                 error = f"{where}: empty {'path' if not rel else 'model_name'}"
             elif surplus:
                 error = f"{where}: {surplus} field(s) more than the header has"
-            elif not (root / rel).resolve().is_relative_to(root):
+            elif not wav.is_relative_to(root):
                 error = f"{where}: path {rel!r} points outside the MLAAD root {root}"
             elif rel in seen_paths:
                 error = f"{where}: {rel} listed twice (first on line {seen_paths[rel]})"
