@@ -410,3 +410,18 @@ def test_predictor_chunks_only_long_items():
     assert len(y2) == len(x) and np.abs(y1 - y2).max() < 1e-6
     (y3,), _ = chunked.resynthesize([tone(0.5)], ["b.wav"])
     assert chunked.forward_calls == 5 and len(y3) == SR // 2
+
+
+def test_cli_generate_bounds_items(tmp_path):
+    from typer.testing import CliRunner
+
+    from gen_helpers import write_recipe
+    from pipeline.cli import app
+
+    path, _ = source_manifest(tmp_path, {"a": 0.3, "long": 3.0})
+    recipe = write_recipe(tmp_path / "r.yaml", [path], executor="local")
+    r = CliRunner().invoke(app, ["generate", str(recipe), "--max-item-seconds", "2"])
+    assert r.exit_code == 0, r.output
+    out = read_manifest(tmp_path / "out" / "dataset" / "manifests" / "fake.parquet").set_index("source_utt_id")
+    assert out.loc["a", "status"] == "ok" and "too long: 3 s > 2 s" in out.loc["long", "error"]
+    assert "too long" in r.output  # the summary's errors show it

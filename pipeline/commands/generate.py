@@ -24,6 +24,12 @@ def generate(
                                             "flips codes: see `python -m bench precision`)"),
     io_threads: Optional[int] = typer.Option(None, "--io-threads", min=0, help="local executor: decode/write threads "
                                              "around the model (0 = in turn)"),
+    max_item_seconds: Optional[float] = typer.Option(None, "--max-item-seconds", min=0.0, help="longer sources fail "
+                                                     "at plan time, before any model runs (default: the recipe's, else 600)"),
+    verify_sources: bool = typer.Option(False, "--verify-sources", help="hash each source; a mismatch with its "
+                                        "manifest's sha256 fails the item ('source changed since ingest')"),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="accept source paths outside their "
+                                            "manifest's root (../x.wav, /abs/x.wav); refused by default"),
 ) -> None:
     """Make the fake audio and manifests of a recipe (resumable; prints a summary)."""
     from pipeline.generate import GenerateError, generate_from_recipe
@@ -39,7 +45,8 @@ def generate(
     try:
         summary = generate_from_recipe(recipe, resume=resume, executor=executor, address=address, limit=limit,
                                        weights=weights, node_ip=node_ip, temp_dir=temp_dir, num_cpus=num_cpus,
-                                       precision=precision, io_threads=io_threads)
+                                       precision=precision, io_threads=io_threads, max_item_seconds=max_item_seconds,
+                                       verify_sources=verify_sources or None, allow_outside_root=allow_outside_root or None)
     except (RecipeError, PlanError, GenerateError, FileNotFoundError) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2)
