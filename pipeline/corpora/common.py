@@ -6,8 +6,12 @@ an error when the metadata already says the row cannot be used), then map :func:
 over that list (optionally with a thread pool) and hand the rows to :func:`finish`.
 
 Problems never stop a run:
-- a problem with one audio file (missing, empty, not audio, listed twice) becomes a *failed* row
-  (``status="failed"``, ``error`` names the file and the problem);
+- a problem with one audio file (missing, empty, not audio, listed twice, a broken symbolic link,
+  a directory with an audio name, NaN or infinite samples, truncated, shorter than
+  :data:`MIN_SECONDS`) becomes a *failed* row (``status="failed"``, ``error`` names the file, the
+  problem and, for decoding problems, the sample and second where it is). Every file is decoded in
+  full, block by block, in the ``num_jobs`` threads; ``read_options(header_only=True)`` (``ncst
+  ingest --header-only``) trusts the headers instead;
 - a problem with metadata only (a speaker missing from speaker-info, an utterance without a
   transcript) becomes a *warning*: the row stays ``ok`` and the warning is kept in
   ``df.attrs["warnings"]`` (a list of strings) and shown by :func:`summarize`.
