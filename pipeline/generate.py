@@ -524,11 +524,51 @@ def run_ray(todo: pd.DataFrame, config: GenerateConfig, spec: VariantSpec, codec
         batch_size=bs,
         num_cpus=spec.num_cpus,
         batch_format="numpy",
+        # Ray Data retries a task whose actor died without end: a batch holding an item that kills
+        # its process would loop. A bounded retry ends the pipeline instead (see run_ray_isolated).
+        max_restarts=-1,
+        max_task_retries=MAX_ATTEMPTS - 1,
         **gpu,
     )
     if split:
         ds = ds.map_batches(write_batch, fn_kwargs={"audio_format": config.audio_format}, batch_format="numpy", batch_size=bs)
     yield from ds.iter_batches(batch_size=None, batch_format="numpy")
+
+
+def _predict_once(kwargs: dict, batch: dict) -> dict:
+    return Predictor(**kwargs)(batch)
+
+
+def died_with_process(exc: BaseException) -> bool:
+    """Did a Ray pipeline end because a worker process died (out of memory, a crash)?"""
+    names = ("WorkerCrashedError", "ActorDiedError", "RayActorError", "ActorUnavailableError", "OutOfMemoryError")
+    seen, e = set(), exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if type(e).__name__ in names or any(n in str(e) for n in names):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def run_ray_isolated(todo: pd.DataFrame, config: GenerateConfig, spec: VariantSpec) -> Iterator[dict]:
+    """Each item in its own Ray task (a predictor per task), after a worker died in the pipeline:
+    the culprit dies alone, :data:`MAX_ATTEMPTS` times, and becomes a failed row; its batch-mates
+    finish. Slow (a codec load per item), so only the items left when the pipeline died run here."""
+    import ray
+
+    kwargs = _predictor_kwargs(config, spec, "all")
+    gpu = {"num_gpus": spec.num_gpus} if spec.num_gpus > 0 else {}
+    task = ray.remote(num_cpus=spec.num_cpus, max_retries=MAX_ATTEMPTS - 1, **gpu)(_predict_once)
+    batches = list(_batches(todo, 1))
+    refs = [task.remote(kwargs, b) for b in batches]
+    for ref, batch in zip(refs, batches):
+        try:
+            yield ray.get(ref)
+        except Exception as exc:
+            why = (f"killed the process that ran it in {MAX_ATTEMPTS} attempts (out of memory? a crash?); its "
+                   f"batch-mates were run without it" if died_with_process(exc) else f"{type(exc).__name__}: {exc}")
+            yield failed_result(batch["utt_id"], [f"{p}: {why}" for p in batch["src_path"]])
 
 
 # ----------------------------------------------------------------------------- the run
@@ -704,8 +744,17 @@ def run_generation(
                         alone = dataclasses.replace(spec, batch_size=1)
                         _run_local_with_progress(part[suspect], config, alone, writer, console, attempts, flush_each=True)
                 else:
-                    for result in run_ray(part, config, spec, by_id[spec.id].sample_rate):
-                        writer.add(result)
+                    try:
+                        for result in run_ray(part, config, spec, by_id[spec.id].sample_rate):
+                            writer.add(result)
+                    except Exception as exc:
+                        if not died_with_process(exc):
+                            raise
+                        left = part[~part["utt_id"].isin(writer.seen)]
+                        console.print(f"{spec.id}: a worker died; running the {len(left)} items left one per task",
+                                      highlight=False)
+                        for result in run_ray_isolated(left, config, spec):
+                            writer.add(result)
             except Exception as exc:  # a variant that cannot run: its unfinished items fail, others go on
                 log.exception("variant %s failed", spec.id)
                 left = part[~part["utt_id"].isin(writer.seen)]

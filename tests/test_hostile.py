@@ -425,3 +425,21 @@ def test_cli_generate_bounds_items(tmp_path):
     out = read_manifest(tmp_path / "out" / "dataset" / "manifests" / "fake.parquet").set_index("source_utt_id")
     assert out.loc["a", "status"] == "ok" and "too long: 3 s > 2 s" in out.loc["long", "error"]
     assert "too long" in r.output  # the summary's errors show it
+
+
+def test_ray_item_that_kills_its_actor_spares_its_batch_mates(tmp_path, monkeypatch):
+    """On Ray an actor killed by an item used to be restarted and the batch retried without end."""
+    from gen_helpers import RAY_IP, ray_temp_dir
+
+    vid = crash_catalog(tmp_path, monkeypatch, "exit")
+    path, _ = source_manifest(tmp_path, {"a": 0.3, "b": 0.4, "big": 1.5, "c": 0.5})
+    cfg = GenerateConfig(sources=(path,), variants=(VariantSpec(vid, batch_size=8),), weights="random:0",
+                         executor="ray", max_batch_seconds=10.0, node_ip=RAY_IP, num_cpus=2, temp_dir=ray_temp_dir(),
+                         split_io=False)
+    s = run_generation(cfg, tmp_path / "out", quiet=True)
+    out = read_manifest(s.manifest).set_index("source_utt_id")
+    assert (out.drop("big")["status"] == "ok").all(), out["error"].to_dict()
+    assert out.loc["big", "status"] == "failed" and "killed the process that ran it" in out.loc["big", "error"]
+    assert all(json.loads(e)["executor"] == "ray" for e in out["extra"])
+    from codec_wrappers import catalog
+    catalog.clear_cache()
