@@ -21,7 +21,9 @@ How a run goes (:func:`run_generation`):
    -> optional decode stage -> actor pool -> optional write stage), or in-process
    (``executor="local"``) over the same batches. The driver only sees manifest rows (never
    audio) and appends them to a new parquet shard every ``shard_rows`` rows, atomically, so a
-   killed run loses at most one shard of rows (their files are simply redone);
+   killed run loses at most one shard of rows (their files are simply redone). On Ray, a batch
+   whose actor dies is retried a bounded number of times; then the items left run one per task
+   (:func:`run_ray_isolated`), so an item that kills its worker fails alone;
 4. merge the shards (newest row per item wins), write ``fake.parquet`` and the card, compact the
    shards into one, print a summary.
 
