@@ -686,16 +686,22 @@ def write_split_sources(recipe_or_config: str | os.PathLike | ProtocolConfig,
     """Write the real rows of each split as source manifests ``<output_dir>/protocol/sources/<split>.parquet``.
 
     Needs no fakes: run it before generation to resynthesise only the reals a subset uses (e.g.
-    the OOD codecs only over ``eval.parquet``). Paths in the written manifests are absolute.
+    the OOD codecs only over ``eval.parquet``). Each written manifest's root is the deepest folder
+    that holds all of its inputs' audio and its paths are relative to it, so generation's
+    outside-the-root check still guards these derived manifests.
     """
     cfg, output_dir = _config_and_output(recipe_or_config, output_dir, "write_split_sources")
     reals, _ = _read_all(cfg.real, "protocol.real")
     reals = reals[~reals["is_fake"].astype(bool) & (reals["label"] == 0)]
     split = split_reals(reals, cfg)
+    root = os.path.commonpath([os.path.dirname(p) for p in reals["path"]]) if len(reals) else None
     out = {}
     for s in SPLITS:
-        rows = reals[reals["utt_id"].map(split) == s].sort_values("utt_id")
-        out[s] = write_manifest(rows[arrow_schema("source").names], Path(output_dir) / "protocol" / "sources" / f"{s}.parquet")
+        rows = reals[reals["utt_id"].map(split) == s].sort_values("utt_id").copy()
+        if root is not None:
+            rows["path"] = [os.path.relpath(p, root) for p in rows["path"]]
+        out[s] = write_manifest(rows[arrow_schema("source").names], Path(output_dir) / "protocol" / "sources" / f"{s}.parquet",
+                                root=root)
     return out
 
 

@@ -98,7 +98,8 @@ def _loss_falls(model, x, y, steps: int, lr: float) -> tuple[float, float]:
 
 @pytest.mark.parametrize(
     "name,num_samples,steps,lr",
-    [("mel_lcnn", 8000, 12, 1e-3), ("aasist", 3000, 10, 2e-3)],
+    # AASIST at 10 steps ended at 0.66-0.71 of its first loss depending on the thread count: 20 leave a margin
+    [("mel_lcnn", 8000, 12, 1e-3), ("aasist", 3000, 20, 2e-3)],
 )
 def test_waveform_models_learn_separable_tones(name, num_samples, steps, lr):
     torch.manual_seed(0)

@@ -463,3 +463,24 @@ def test_demo_corpus_through_plan_and_protocol(tmp_path):
     assert not (spk["train"] & spk["dev"]) and not (spk["train"] & spk["eval_id"]) and not (spk["dev"] & spk["eval_id"])
     assert set(out["diff_config"]["condition"]) == {"C4-2"} and set(out["diff_config"]["label"]) == {4}
     assert set(out["eval_ood"]["source_utt_id"]) == set(out["eval_id"].query("label == 0")["utt_id"])
+
+
+def test_split_sources_feed_generation_without_outside_root_refusals(tmp_path):
+    """The split manifests point back into the corpora: their root holds every path, so plans accept them."""
+    from pipeline.plan import make_plan
+    from pipeline.protocol import write_split_sources
+
+    parts = []
+    for corpus in ("vctk", "aishell3"):
+        df = reals(corpus, 4, 10, root=None)
+        path = write_manifest(df, tmp_path / "corpus" / f"{corpus}.parquet", root=tmp_path / "corpus" / corpus)
+        parts.append(path)
+    cfg = ProtocolConfig(real=tuple(parts), fakes=(), sizes={"train": 20, "dev": 6, "eval": 10}, seed=3,
+                         id_variants=ID_VARIANTS[:2], ood_variants=OOD_VARIANTS[:1])
+    written = write_split_sources(cfg, tmp_path / "out")
+    ev = read_manifest(written["eval"])
+    assert Path(ev.attrs["root"]) == (tmp_path / "corpus").resolve()
+    assert not any(Path(p).is_absolute() or p.startswith("..") for p in ev["path"])
+    plan = make_plan([written["eval"]], ["soundstream_16k_4kbps"], tmp_path / "dataset")
+    assert len(plan) == 10 and (plan["plan_error"].fillna("") == "").all(), plan["plan_error"].tolist()
+    assert plan["src_path"].str.startswith(str((tmp_path / "corpus").resolve())).all()
