@@ -616,6 +616,7 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
         protocol=protocol,
         cards=report.find_dataset_cards(protocol, config.dataset_card),
         results=results,
+        base_dir=out,
     )
     report_path = out / "report.html"
     write_text_atomic(report_path, html)
