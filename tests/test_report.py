@@ -90,7 +90,7 @@ def test_render_html_shows_tables_3_to_6_with_notes_and_eer_convention():
     kw = dict(title="t", random_ids=[], tables=tables, images={}, weights=pd.DataFrame(), protocol=None, cards=[])
     page = report.render_html(notes=notes, results={"eer_convention": "anchor", "models": {}}, **kw)
     for n in (3, 4, 5, 6):
-        assert f"<h2 id=\"table{n}_" in page and f"Table {n} - " in page
+        assert f"<section id=\"table{n}_" in page and f"Table {n} - " in page
     assert "Table 4 detail" in page and "Table 5 detail" in page and "Table 6 detail" in page
     # the note sits between Table 5's title and its table, escaped
     t5 = page.index('id="table5_ood"')

@@ -226,7 +226,7 @@ def test_study_tables_with_known_predictions(tmp_path):
     for title in ("Table 3", "Table 4", "Table 5", "Table 6", "Table 4 detail", "Table 5 detail", "Table 6 detail"):
         assert title in html
     assert "EER convention: interpolated" in html
-    assert html.count("data:image/png;base64,") == 4
+    assert html.count("data:image/png;base64,") == 5  # ROC, DET, confusion, embeddings, scores
     md = (out / "table5_ood.md").read_text()
     assert md.startswith("> **WARNING: RANDOM WEIGHTS")
     assert res.results["random_weights"] is True
@@ -408,7 +408,7 @@ def test_study_with_real_trainer_via_cli(tmp_path):
     assert "RANDOM WEIGHTS" in html.splitlines()[0]
     for title in ("Table 3", "Table 4", "Table 5", "Table 6"):
         assert title in html
-    assert html.count("data:image/png;base64,") == 4
+    assert html.count("data:image/png;base64,") == 5  # ROC, DET, confusion, embeddings, scores
 
 
 def test_cors_subset_gives_per_codec_detection_eer(tmp_path):

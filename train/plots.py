@@ -94,7 +94,7 @@ def _curves(scores: Mapping[str, Mapping[str, np.ndarray]], path: Path, id_name:
                     fpr, fnr = np.asarray(disp.fpr), np.asarray(disp.fnr)
                     inside = (fpr > 1e-9) & (fpr < 1 - 1e-9) & (fnr > 1e-9) & (fnr < 1 - 1e-9)
                     if not inside.any():
-                        disp.line_.set_label(f"{det} (EER 0: off the axes)")
+                        disp.line_.set_label(f"{det} (only 0 % / 100 % points)")
                 drawn = True
             except ValueError:  # one class only in this condition
                 continue
@@ -127,15 +127,19 @@ def det_curves(scores: Mapping[str, Mapping[str, np.ndarray]], path: Path, id_na
     return _curves(scores, path, id_name, title, "det")
 
 
-def _matrix(fig: Figure, ax, mat: np.ndarray) -> None:
-    """Row-share colours with a colourbar, counts printed in each cell."""
+def _matrix(ax, mat: np.ndarray):
+    """Row-share colours (0-1, so panels share one colourbar), counts printed in each cell."""
     frac = mat / np.maximum(mat.sum(axis=1, keepdims=True), 1)
     im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1, aspect="auto")
-    fig.colorbar(im, ax=ax, label="share of the row", fraction=0.05, pad=0.02)
     for i in range(mat.shape[0]):
         for j in range(mat.shape[1]):
             ax.text(j, i, str(mat[i, j]), ha="center", va="center", fontsize=FONT_SIZE - 2,
                     color="white" if frac[i, j] > 0.5 else "black")
+    return im
+
+
+def _colourbar(fig: Figure, im, axes) -> None:
+    fig.colorbar(im, ax=axes, label="share of the true row", fraction=0.04, pad=0.02, shrink=0.9)
 
 
 @_styled
@@ -154,7 +158,7 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[int], pa
             mat[r_idx[t], c_idx[p]] += 1
     fig = Figure(figsize=(min(MAX_WIDTH_IN, 3.0 + 0.75 * len(cols)), 2.0 + 0.45 * len(rows)), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
-    _matrix(fig, ax, mat)
+    _colourbar(fig, _matrix(ax, mat), ax)
     ax.set_xticks(range(len(cols)), [f"{c} {_name(c)}" for c in cols], rotation=45, ha="right")
     ax.set_yticks(range(len(rows)), [f"{r} {_name(r)}" for r in rows])
     ax.set_xlabel("predicted class")
@@ -239,12 +243,13 @@ def task_confusions(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], class_
     for ax, (name, y, p) in zip(axes, panels):
         mat = np.zeros((k, k), dtype=np.int64)
         np.add.at(mat, (y, p), 1)
-        _matrix(fig, ax, mat)
+        im = _matrix(ax, mat)
         ax.set_xticks(range(k), list(class_names), rotation=45, ha="right")
         ax.set_yticks(range(k), list(class_names))
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(f"{name} (n={len(y)})")
+    _colourbar(fig, im, axes)
     if title:
         fig.suptitle(title)
     return _save(fig, path)

@@ -170,7 +170,9 @@ def table_html(df: pd.DataFrame) -> str:
     """A table as HTML (cells escaped, floats to 4 decimals)."""
     if df.empty:
         return "<p><em>(empty)</em></p>"
-    return df.to_html(index=False, escape=True, na_rep="", float_format=lambda v: f"{v:.4f}", border=0, classes="tbl")
+    out = df.to_html(index=False, escape=True, na_rep="", float_format=lambda v: f"{v:.4f}", border=0, classes="tbl")
+    # "n/a (reason)" cells: greyed and cut to one short line, the whole reason on hover
+    return re.sub(r"<td>(n/a[^<]*)</td>", r'<td class="na" title="\1">\1</td>', out)
 
 
 def _png_size(data: bytes) -> tuple[int, int] | None:
@@ -225,7 +227,8 @@ body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222;fon
 nav.toc{background:#f4f6f8;border:1px solid #dde;padding:.6em 1.2em;margin:1em 0;columns:2;font-size:.95em}
 nav.toc ol{margin:.2em 0}
 table.tbl{border-collapse:collapse;font-size:.9em;margin:.5em 0 1.5em}
-table.tbl th,table.tbl td{border:1px solid #ccc;padding:3px 6px;text-align:right}
+table.tbl th,table.tbl td{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}
+table.tbl td.na{color:#999;font-size:.85em;max-width:9em;overflow:hidden;text-overflow:ellipsis}
 table.tbl th{background:#eee;position:sticky;top:0}
 table.tbl tbody tr:nth-child(even){background:#fafafa}
 .scroll{overflow-x:auto;max-width:100%}
