@@ -227,6 +227,7 @@ def test_study_tables_with_known_predictions(tmp_path):
         assert title in html
     assert "EER convention: interpolated" in html
     assert html.count("data:image/png;base64,") == 5  # ROC, DET, confusion, embeddings, scores
+    assert (out / "plots" / "known" / "det.png").is_file()  # OOD scores -> a DET plot
     md = (out / "table5_ood.md").read_text()
     assert md.startswith("> **WARNING: RANDOM WEIGHTS")
     assert res.results["random_weights"] is True
