@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -152,3 +154,31 @@ def test_config_and_cli(protocol, w2v2, tmp_path):
     conf = json.loads((out / "config.json").read_text())
     assert conf["model"] == "refd" and conf["refd_backend"] == "aasist"
     assert (out / "refd.json").exists()
+
+
+def test_study_adds_refd_rows_frechet_and_fusion(protocol, w2v2, tmp_path):
+    from train.study import ModelRef, StudyConfig, run_study
+
+    run = train(cfg(protocol, w2v2, tmp_path / "refd", epochs=1, refd_re_epochs=1))
+    res = run_study(StudyConfig(models=(ModelRef("REFD", run),), protocol_dir=protocol, output=tmp_path / "study",
+                                detectors=("msp", "knn")))
+    tables = {Path(p).stem for p in res.tables}
+    assert {"table3_id_f1", "refd_frechet", "refd_fusion_sweep", "refd_decision"} <= tables
+    t3 = pd.read_csv(res.output / "table3_id_f1.csv")
+    assert "REFD" in t3.to_string()
+    fr = pd.read_csv(res.output / "refd_frechet.csv")
+    # eval_id classes against the same train class; the unseen system 7 against all train fakes
+    assert set(fr[fr.set == "eval_id"].label) == {0, 1, 3} and (fr[fr.set == "eval_id"].reference == "same class").all()
+    row7 = fr[(fr.set == "eval_ood") & (fr.label == 7)].iloc[0]
+    assert row7.reference == "all" and row7.n_set == 3 and row7.frechet > 0
+    sw = pd.read_csv(res.output / "refd_fusion_sweep.csv")
+    assert sw.w.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0] and sw["eval_ood auc"].between(0, 1).all()
+    dec = pd.read_csv(res.output / "refd_decision.csv")
+    assert dec.subset.tolist() == ["eval_id", "eval_ood"] and dec.n.tolist() == [6, 3]
+    assert dec[["real", "unknown", "known fake"]].sum(axis=1).tolist() == pytest.approx([1.0, 1.0])
+    # on the unseen system the right answer is "unknown" alone
+    assert dec.correct[1] == pytest.approx(dec.unknown[1])
+    html = res.report.read_text()
+    assert 'id="refd_frechet"' in html and "REFD - Fréchet distance per class" in html
+    assert "REFD fusion: in-domain F1 vs OOD AUC over w" in html  # the sweep plot's caption
+    assert res.results["refd"]["refd_frechet"]
