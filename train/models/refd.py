@@ -24,6 +24,12 @@ Where the numbers come from:
   Conformer width 144, 4 heads, FFN 576, 4 layers, kernel 31, dropout 0.1; mean pooling; RegMixup
   ``eta = 1.0``, ``alpha = 10.0`` (RegMixup's paper recommends a large alpha; REFD's own mixup
   helper draws Beta(0.5, 0.5)); N-pair weight 0.5.
+- ncst's choices in the two-stage run (:class:`~train.config.TrainConfig` fields, see
+  :mod:`train.refd_trainer`): RE and FD each with its own Adam (the baselines' lr / weight decay /
+  StepLR), ``refd_re_epochs`` then ``epochs``; FD starts from the best RE epoch with RE frozen;
+  fusion weight ``refd_fusion_w = 0.5``; the RE real threshold at the dev EER point and the OOD
+  threshold with ``refd_ood_tpr = 0.95`` of dev fakes above it (REFD hand-sets them: real cosine
+  0.98, OOD score 0); :class:`RefdModel`'s fake-column temperature ``FAKE_TEMPERATURE = 0.1``.
 """
 from __future__ import annotations
 
