@@ -642,9 +642,13 @@ def _refd_extras(predictor, per_model: dict, protocol: Protocol, config: StudyCo
         return {}, {}
     from .refd_tables import refd_study
 
-    tables, _notes, images = refd_study(runs, protocol, config.output, fit_subset=config.fit_subset,
-                                        batch_size=config.batch_size, device=config.device, eer_convention=config.eer,
-                                        plots=config.plots, safe=_safe)
+    try:
+        tables, _notes, images = refd_study(runs, protocol, config.output, fit_subset=config.fit_subset,
+                                            batch_size=config.batch_size, device=config.device,
+                                            eer_convention=config.eer, plots=config.plots, safe=_safe)
+    except Exception:  # noqa: BLE001 - the extra tables are lost, the study and its Tables 3-6 go on
+        log.exception("REFD tables of %s failed", sorted(runs))
+        return {}, {}
     return tables, images
 
 
