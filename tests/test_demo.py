@@ -37,11 +37,12 @@ def test_demo_runs_every_stage(tmp_path):
     doc["protocol"]["diff_source"]["variants"] = {"encodec_24k_6kbps": "ncssd-encodec"}
     doc["train"].update(epochs=1, num_samples=8000)
     doc["train"]["per_model"]["taxonomy"].update(epochs=1, max_steps_per_epoch=2)
-    doc["study"]["models"] = ["mel_lcnn", "taxonomy_M1"]
+    doc["train"]["per_model"]["refd"].update(epochs=1, refd_re_epochs=1, max_steps_per_epoch=2)
+    doc["study"]["models"] = ["mel_lcnn", "taxonomy_M1", "refd"]
     template = tmp_path / "demo.yaml"
     template.write_text(yaml.safe_dump(doc))
 
-    report = run_demo(tmp_path / "out", models=("mel_lcnn", "taxonomy"), utterances=2, recipe_template=template)
+    report = run_demo(tmp_path / "out", models=("mel_lcnn", "taxonomy", "refd"), utterances=2, recipe_template=template)
 
     out = tmp_path / "out"
     html = report.read_text()
@@ -59,6 +60,14 @@ def test_demo_runs_every_stage(tmp_path):
     assert {"eval_id", "alm"} <= set(f1) and 0.0 <= f1["eval_id"]["AUX F1"] <= 1.0
     assert "taxonomy_M1" not in set(pd.read_csv(out / "study" / "table3_id_f1.csv", comment=">")["model"])
     assert "Codec taxonomy - weighted F1" in html and (out / "study" / "plots" / "taxonomy_M1" / "confusion_aux.png").exists()
+    # REFD (RE + FD on the frozen tiny wav2vec 2.0) gets Tables 3-5 rows and its Fréchet table
+    assert results["models"]["refd"]["status"] == "ok"
+    assert "refd" in set(pd.read_csv(out / "study" / "table3_id_f1.csv", comment=">")["model"])
+    assert "refd" in set(pd.read_csv(out / "study" / "table5_ood.csv", comment=">")["model"])
+    frechet = pd.read_csv(out / "study" / "refd_frechet.csv", comment=">")
+    assert {"eval_id", "eval_ood"} <= set(frechet["set"]) and (frechet["frechet"].dropna() >= 0).all()
+    assert "REFD - Fréchet distance per class" in html and (out / "study" / "refd_fusion_sweep.csv").exists()
+    assert json.loads((out / "runs" / "refd" / "refd.json").read_text())["fitted_on"] == "dev"
     # the OOD codec ran on the eval reals only, the ID codecs on every real
     from manifests import read_manifest
 
@@ -80,7 +89,9 @@ def test_demo_runs_every_stage(tmp_path):
     paper5 = pd.read_csv(out / "study" / "table5_ood.csv", comment=">")
     assert all(0.0 <= float(v) <= 1.0 for v in paper5["OOD other fake type AUC"])
     # the ALM stand-ins (named so) fill Table 6's four columns, each traced to its back end
-    table6 = pd.read_csv(out / "study" / "table6_alm_detail.csv", comment=">").set_index("condition")
+    table6 = pd.read_csv(out / "study" / "table6_alm_detail.csv", comment=">")
+    assert "refd" in set(table6["model"])  # REFD traces the ALM sets too
+    table6 = table6[table6["model"] == "mel_lcnn"].set_index("condition")
     assert int(table6.loc["moshi-standin", "n"]) == 3 and 0.0 <= float(table6.loc["moshi-standin", "detect_f1"]) <= 1.0
     # (this cut-down demo trains Mimi and EnCodec classes only, so Moshi and VALL-E are traceable)
     assert str(table6.loc["moshi-standin", "backend"]).startswith("1")
@@ -105,6 +116,18 @@ def test_demo_recipe_trains_m1_briefly_and_studies_it():
     assert cfg.epochs * cfg.max_steps_per_epoch <= 20 and cfg.num_samples == 16000
     assert Path(cfg.out_dir).name in doc["study"]["models"]
     assert TrainConfig.from_recipe(DEMO_RECIPE, model="aasist").epochs == 3  # the baselines keep their settings
+
+
+def test_demo_recipe_trains_refd_briefly_and_studies_it():
+    from pipeline.commands.demo import MODELS
+    from train.config import TrainConfig
+
+    doc = yaml.safe_load(DEMO_RECIPE.read_text())
+    cfg = TrainConfig.from_recipe(DEMO_RECIPE, model="refd")
+    assert "refd" in MODELS and cfg.model == "refd" and cfg.uses_frozen_w2v2
+    assert cfg.w2v2_model.endswith("models/random-wav2vec2-tiny")
+    assert sum(cfg.refd_stage_epochs) * cfg.max_steps_per_epoch <= 16  # brief: RE + FD, a few steps each
+    assert Path(cfg.out_dir).name in doc["study"]["models"]
 
 
 def test_demo_recipe_fills_every_paper_column():

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-MODEL_NAMES = ("mel_lcnn", "aasist", "w2v2_aasist", "taxonomy")
+MODEL_NAMES = ("mel_lcnn", "aasist", "w2v2_aasist", "taxonomy", "refd")
+REFD_BACKENDS = ("conformer", "aasist")
 DEFAULT_W2V2 = "facebook/wav2vec2-xls-r-300m"
 BALANCE_CHOICES = ("aux", "dec", "vq", "none")
 
@@ -91,6 +92,13 @@ class TrainConfig:
     w2v2_finetune: bool = False  # True: wav2vec 2.0 trained inside the model; False: frozen, feature cache
     balance: str = "aux"  # epochs half real, half spoof split equally over aux | dec | vq classes; none: plain shuffle
     learnable_task_weights: bool = False  # softmax(w) task weights trained with the model
+    # REFD two-stage source tracer (model="refd"; see train.refd_trainer, train.models.refd). ``epochs``
+    # is the Fake Dispersion stage's; RefdConfig fields (margins, eta, N-pair weight, Conformer size)
+    # go in model_kwargs, e.g. {"conformer_layers": 2}
+    refd_backend: str = "conformer"  # conformer | aasist
+    refd_re_epochs: int | None = None  # Real Emphasis stage epochs; None: epochs
+    refd_fusion_w: float = 0.5  # score-embedding fusion weight w (0: FD softmax only, 1: prototype cosine only)
+    refd_ood_tpr: float = 0.95  # dev fakes above the OOD threshold (the unknown-system decision point)
     # model-specific extras (e.g. {"dropout": 0.7} for mel_lcnn); plain JSON values only
     model_kwargs: dict = field(default_factory=dict)
 
@@ -110,6 +118,14 @@ class TrainConfig:
             raise ValueError(f"rawboost must be 0 (off), 1, 2 or 5, got {self.rawboost!r}")
         if self.balance not in BALANCE_CHOICES:
             raise ValueError(f"balance must be one of {BALANCE_CHOICES}, got {self.balance!r}")
+        if self.refd_backend not in REFD_BACKENDS:
+            raise ValueError(f"refd_backend must be one of {REFD_BACKENDS}, got {self.refd_backend!r}")
+        if self.refd_re_epochs is not None and self.refd_re_epochs < 1:
+            raise ValueError(f"refd_re_epochs must be >= 1 (or None: epochs), got {self.refd_re_epochs}")
+        if not 0.0 <= self.refd_fusion_w <= 1.0:
+            raise ValueError(f"refd_fusion_w must be in [0, 1], got {self.refd_fusion_w}")
+        if not 0.0 < self.refd_ood_tpr < 1.0:
+            raise ValueError(f"refd_ood_tpr must be in (0, 1), got {self.refd_ood_tpr}")
         if self.model == "taxonomy":
             from .taxonomy import VARIANTS
 
@@ -131,12 +147,12 @@ class TrainConfig:
 
     @property
     def uses_w2v2(self) -> bool:
-        return self.model in ("w2v2_aasist", "taxonomy")
+        return self.model in ("w2v2_aasist", "taxonomy", "refd")
 
     @property
     def uses_frozen_w2v2(self) -> bool:
         """True when inputs are frozen W2V2 features (the feature cache), not waveforms."""
-        return self.model == "w2v2_aasist" or (self.model == "taxonomy" and not self.w2v2_finetune)
+        return self.model in ("w2v2_aasist", "refd") or (self.model == "taxonomy" and not self.w2v2_finetune)
 
     @property
     def frontend_kind(self) -> str:
@@ -144,6 +160,11 @@ class TrainConfig:
         if not self.uses_w2v2:
             return "none"
         return "frozen" if self.uses_frozen_w2v2 else "fine-tuned"
+
+    @property
+    def refd_stage_epochs(self) -> tuple[int, int]:
+        """(Real Emphasis, Fake Dispersion) epochs of a refd run."""
+        return (self.refd_re_epochs or self.epochs, self.epochs)
 
     @property
     def run_name(self) -> str:

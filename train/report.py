@@ -41,6 +41,9 @@ TABLE_TITLES = {
     "taxonomy_f1_detail": "Codec taxonomy detail - F1 per class of each head, per eval subset",
     "taxonomy_cors": "Codec taxonomy on CodecFake+ CoRS - per codec: true and predicted class, accuracy, EER",
     "taxonomy_cosg": "Codec taxonomy on CoSG (subset alm) - per system, seen / unseen: true and predicted class, accuracy, EER",
+    "refd_frechet": "REFD - Fréchet distance per class: train vs each eval set (FD embeddings)",
+    "refd_fusion_sweep": "REFD fusion - in-domain F1 vs OOD detection over the fusion weight w",
+    "refd_decision": "REFD fusion - open-set decision (real / unknown / known system) per eval subset",
 }
 EER_SENTENCES = {
     "interpolated": "FPR95 and EER are read off the ROC with linear interpolation (EER convention: interpolated).",

@@ -19,6 +19,9 @@ diff_config, diff_source, ood_config, ood_other, alm, cors) and one or more trai
                                        per task and binary EER per eval subset (eval_unseen: the
                                        protocol's held-out codecs), per class, CoRS per codec, CoSG
                                        (subset alm) per system with its seen / unseen groups
+    refd_*.{csv,md}                    REFD runs (:mod:`train.refd_tables`): per-class Fréchet distance
+                                       (train vs each eval set), the fusion's in-domain F1 vs OOD AUC over
+                                       its weight w (table and plot), REFD's open-set decision per subset
     plots/*.png, report.html, results.json, cache/ (predictions and fitted OOD statistics)
 
 Taxonomy runs are listed in ``study.models`` like the baselines (one list, so ``ncst study -m``
@@ -76,6 +79,7 @@ from .tables import (
     table6,
     table_cors,
 )
+from .refd_tables import NOTES as REFD_NOTES
 from .taxonomy_tables import TAXONOMY_SUBSETS, align_taxonomy, is_taxonomy_prediction, taxonomy_results, taxonomy_tables
 
 log = logging.getLogger(__name__)
@@ -574,6 +578,9 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
     if taxonomy:
         tt, tn = taxonomy_tables(taxonomy, EER_NOTES[config.eer])
         tables, notes = {**tables, **tt}, {**notes, **tn}
+    refd_tables, refd_images = _refd_extras(predictor, per_model, protocol, config)
+    for stem, df in refd_tables.items():
+        tables[stem], notes[stem] = df, REFD_NOTES[stem]
     banner = report.random_banner(random_ids)
     table_paths = {}
     for stem, df in tables.items():
@@ -587,6 +594,8 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
         for name, res in per_model.items():
             if "preds" in res:
                 images[name] = plots.model_plots(name, res, out / "plots" / _safe(name), config)
+        for name, imgs in refd_images.items():
+            images[name] = [*images.get(name, []), *imgs]
 
     results = {
         "title": config.title,
@@ -602,6 +611,7 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
         "eer_convention": config.eer,
         "table_notes": notes,
         "models": model_json,
+        "refd": {stem: df.to_dict(orient="records") for stem, df in refd_tables.items()},
     }
     results_json = out / "results.json"
     write_text_atomic(results_json, json.dumps(_jsonable(results), indent=2, allow_nan=False))
@@ -621,6 +631,26 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
     report_path = out / "report.html"
     write_text_atomic(report_path, html)
     return StudyResult(out, report_path, results_json, table_paths, results)
+
+
+def _refd_extras(predictor, per_model: dict, protocol: Protocol, config: StudyConfig) -> tuple[dict, dict]:
+    """REFD runs' extra tables and plots (:mod:`train.refd_tables`), for the runs the default
+    predictor loaded (a test's own predict_fn has no model to run stage by stage)."""
+    loaded = getattr(predictor, "_loaded", {})
+    runs = {name: loaded[name] for name, res in per_model.items()
+            if "error" not in res and name in loaded and getattr(loaded[name][1], "model", "") == "refd"}
+    if not runs:
+        return {}, {}
+    from .refd_tables import refd_study
+
+    try:
+        tables, _notes, images = refd_study(runs, protocol, config.output, fit_subset=config.fit_subset,
+                                            batch_size=config.batch_size, device=config.device,
+                                            eer_convention=config.eer, plots=config.plots, safe=_safe)
+    except Exception:  # noqa: BLE001 - the extra tables are lost, the study and its Tables 3-6 go on
+        log.exception("REFD tables of %s failed", sorted(runs))
+        return {}, {}
+    return tables, images
 
 
 def run_study_from_recipe(recipe: str | os.PathLike, predict_fn: PredictFn | None = None, **overrides: Any) -> StudyResult:

@@ -99,6 +99,9 @@ def model_for(config: TrainConfig, n_classes: int, ssl_dim: int | None = None, *
     kwargs = dict(config.model_kwargs)
     if config.model == "w2v2_aasist":
         kwargs["ssl_dim"] = int(ssl_dim or 1024)
+    if config.model == "refd":
+        kwargs.update(backend=config.refd_backend, fusion_w=config.refd_fusion_w)
+        kwargs["ssl_dim"] = int(ssl_dim or 1024)
     if config.model == "taxonomy":
         kwargs.update(variant=config.variant, learnable_task_weights=config.learnable_task_weights)
         if config.w2v2_finetune:
@@ -310,6 +313,10 @@ def train(config: TrainConfig) -> Path:
     directory that already holds ``last.pt`` is refused rather than overwritten.
     """
     c = config
+    if c.model == "refd":  # two stages, its own loop (train.refd_trainer)
+        from .refd_trainer import train_refd
+
+        return train_refd(c)
     if not c.protocol_dir:
         raise ValueError("protocol_dir is not set")
     run_dir = c.run_dir

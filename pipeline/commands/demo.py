@@ -1,7 +1,7 @@
 """``ncst demo OUT``: the whole flow on the embedded demo corpus, stage by stage.
 
-ingest -> split sources -> generate -> protocol -> train (three baselines and the codec-taxonomy
-model M1, briefly, on a tiny random wav2vec 2.0) -> study. Each stage
+ingest -> split sources -> generate -> protocol -> train (three baselines, the codec-taxonomy
+model M1 and REFD (RE + FD), briefly, on a tiny random wav2vec 2.0) -> study. Each stage
 is the library call its own command makes, driven by ``OUT/recipe.yaml`` (a copy of
 ``recipes/demo.yaml``), so any stage can be re-run by hand afterwards.
 """
@@ -19,7 +19,7 @@ DEMO_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "demo.yaml"
 # real, different source, OOD other fake type), so that every column of Tables 4 and 5 has rows.
 DEMO_CORPUS_OPTIONS = dict(min_duration_s=1.0, max_duration_s=1.8, ncssd_dialogues=2, asvspoof2019_la_utterances=3,
                            in_the_wild_utterances=3)
-MODELS = ("mel_lcnn", "aasist", "w2v2_aasist", "taxonomy")  # taxonomy: the variant of recipes/demo.yaml (M1)
+MODELS = ("mel_lcnn", "aasist", "w2v2_aasist", "taxonomy", "refd")  # taxonomy: the variant of recipes/demo.yaml (M1)
 # Stand-ins for the paper's ALM sets (Table 6): (condition, the ALM's codec back end). Moshi speaks
 # through Mimi, Mini-omni through SNAC, SpeechGPT-Gen through SpeechTokenizer, VALL-E through EnCodec.
 ALM_STANDINS = (("moshi-standin", "mimi_24k_8q"), ("mini-omni-standin", "snac_24k"),
@@ -84,7 +84,7 @@ def run_demo(out: Path, *, executor: str = "local", models: tuple[str, ...] = MO
     console.print(summarize_protocol(subsets).groupby("subset")["rows"].sum().to_string())
 
     stage("5/6 train " + ", ".join(models))
-    if {"w2v2_aasist", "taxonomy"} & set(models):
+    if {"w2v2_aasist", "taxonomy", "refd"} & set(models):
         make_random_wav2vec2(out / "models" / "random-wav2vec2-tiny", seed=0)
     runs = []
     for model in models:
@@ -107,7 +107,7 @@ def demo(
     out: Path = typer.Argument(Path("demo_out"), help="output folder (corpus, dataset, protocol, runs, study)"),
     executor: str = typer.Option("local", "--executor", help="local (in-process) or ray"),
     utterances: int = typer.Option(6, "--utterances", help="utterances per demo speaker"),
-    model: Optional[list[str]] = typer.Option(None, "--model", help="train only these models (repeatable): mel_lcnn, aasist, w2v2_aasist, taxonomy"),
+    model: Optional[list[str]] = typer.Option(None, "--model", help="train only these models (repeatable): mel_lcnn, aasist, w2v2_aasist, taxonomy, refd"),
 ) -> None:
     """Run the whole flow on the embedded demo corpus and print where the report is."""
     run_demo(out, executor=executor, models=tuple(model) if model else MODELS, utterances=utterances)

@@ -16,7 +16,8 @@ import typer
 
 
 def train_cmd(
-    model: Optional[str] = typer.Option(None, "--model", help="mel_lcnn | aasist | w2v2_aasist | taxonomy (default aasist)"),
+    model: Optional[str] = typer.Option(None, "--model", help="mel_lcnn | aasist | w2v2_aasist | taxonomy | refd (default aasist)"),
+    backend: Optional[str] = typer.Option(None, "--backend", help="refd model: conformer | aasist (default conformer)"),
     variant: Optional[str] = typer.Option(None, "--variant", help="taxonomy model: S_BIN S_AUX S_DEC S_VQ D_AUX D_DEC D_VQ M1 M2 (default M1)"),
     preset: Optional[str] = typer.Option(None, "--preset", help="start from a named setup, e.g. codec_taxonomy (train.config.PRESETS)"),
     protocol_dir: Optional[Path] = typer.Option(None, "--protocol-dir", help="folder with <subset>.parquet protocol files"),
@@ -44,7 +45,7 @@ def train_cmd(
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     overrides = dict(
-        model=model, variant=variant, protocol_dir=str(protocol_dir) if protocol_dir else None, out_dir=str(out) if out else None,
+        model=model, variant=variant, refd_backend=backend, protocol_dir=str(protocol_dir) if protocol_dir else None, out_dir=str(out) if out else None,
         epochs=epochs, batch_size=batch_size, lr=lr, device=device, num_workers=num_workers, resume=resume or None,
         w2v2_model=w2v2_model, feature_cache_dir=str(feature_cache_dir) if feature_cache_dir else None,
         max_steps_per_epoch=max_steps_per_epoch, limit=limit, random_crop=random_crop, seed=seed,

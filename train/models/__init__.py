@@ -7,6 +7,8 @@
 - ``taxonomy``: the codec-taxonomy multi-task model (:mod:`.taxonomy`), one of nine variants;
   waveforms (fine-tuned wav2vec 2.0 inside the model) or frozen features in, the heads' logits
   side by side out (``model.split(logits)`` -> per task), D = 160 per head.
+- ``refd``: frozen wav2vec 2.0 features -> REFD's Real Emphasis + Fake Dispersion (:mod:`.refd`),
+  Conformer or AASIST back end; column 0 real, D = the FD embedding.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from .mel_lcnn import MelLCNN
 from .taxonomy import TaxonomyModel
 from .w2v2_aasist import W2V2AASIST
 
-MODEL_NAMES = ("mel_lcnn", "aasist", "w2v2_aasist", "taxonomy")
+MODEL_NAMES = ("mel_lcnn", "aasist", "w2v2_aasist", "taxonomy", "refd")
 WAVEFORM_MODELS = ("mel_lcnn", "aasist")
 
 
@@ -34,6 +36,11 @@ def build_model(name: str, n_classes: int, *, num_samples: int = 64600, sample_r
         return W2V2AASIST(n_classes, ssl_dim=ssl_dim, **kwargs)
     if name == "taxonomy":
         return TaxonomyModel(ssl_dim=ssl_dim, **kwargs)
+    if name == "refd":
+        from .refd import RefdConfig, RefdModel
+
+        fusion_w = kwargs.pop("fusion_w", 0.5)
+        return RefdModel(n_classes, RefdConfig(ssl_dim=ssl_dim, **kwargs), fusion_w=fusion_w)
     raise ValueError(f"unknown model {name!r}; expected one of {MODEL_NAMES}")
 
 

@@ -24,6 +24,12 @@ Where the numbers come from:
   Conformer width 144, 4 heads, FFN 576, 4 layers, kernel 31, dropout 0.1; mean pooling; RegMixup
   ``eta = 1.0``, ``alpha = 10.0`` (RegMixup's paper recommends a large alpha; REFD's own mixup
   helper draws Beta(0.5, 0.5)); N-pair weight 0.5.
+- ncst's choices in the two-stage run (:class:`~train.config.TrainConfig` fields, see
+  :mod:`train.refd_trainer`): RE and FD each with its own Adam (the baselines' lr / weight decay /
+  StepLR), ``refd_re_epochs`` then ``epochs``; FD starts from the best RE epoch with RE frozen;
+  fusion weight ``refd_fusion_w = 0.5``; the RE real threshold at the dev EER point and the OOD
+  threshold with ``refd_ood_tpr = 0.95`` of dev fakes above it (REFD hand-sets them: real cosine
+  0.98, OOD score 0); :class:`RefdModel`'s fake-column temperature ``FAKE_TEMPERATURE = 0.1``.
 """
 from __future__ import annotations
 
@@ -153,3 +159,59 @@ class FakeDispersion(nn.Module):
         ce = regmixup_loss(logits, labels, mixed_logits, labels_mix, lam, self.cfg.regmixup_eta)
         npair = npair_loss(emb, labels, self.cfg.npair_l2)
         return {"total": ce + self.cfg.npair_weight * npair, "ce_regmixup": ce, "npair": npair}
+
+
+FAKE_TEMPERATURE = 0.1  # ncst's: spread of the fake columns of RefdModel's logits (fused-score units)
+
+
+class RefdModel(nn.Module):
+    """Both stages as one classifier over ``n_classes`` ST labels, column 0 = real (label 0).
+
+    ``forward(x (B, T, ssl_dim))`` -> ``(logits (B, n_classes), FD embedding (B, D))``, the study's
+    interface. Its argmax is REFD's closed-set decision: real where the RE real score reaches
+    ``re_threshold`` (column 0 = ``logsigmoid(alpha (s - t))``), else the fused FD class (fake
+    column k = ``logsigmoid(-alpha (s - t)) + (f_k - max_j f_j) / FAKE_TEMPERATURE`` with ``f`` the
+    :func:`train.fusion.fused_class_scores` of FD's logits and embedding, weight ``fusion_w``). The
+    prototypes, the thresholds and ``fusion_w`` are buffers, fitted after training
+    (:meth:`set_fusion`); before that ``f`` is FD's softmax alone.
+    """
+
+    def __init__(self, n_classes: int, cfg: RefdConfig | None = None, fusion_w: float = 0.5):
+        super().__init__()
+        if n_classes < 3:
+            raise ValueError(f"RefdModel needs real + at least 2 fake classes, got {n_classes} classes")
+        self.cfg = cfg or RefdConfig()
+        self.re = RealEmphasis(self.cfg)
+        self.fd = FakeDispersion(n_classes - 1, self.cfg)
+        self.embedding_dim = self.fd.embedding_dim
+        self.register_buffer("prototypes", torch.zeros(n_classes - 1, self.embedding_dim))
+        self.register_buffer("re_threshold", torch.tensor(float(self.cfg.re_threshold)))
+        self.register_buffer("ood_threshold", torch.tensor(float("-inf")))
+        self.register_buffer("fusion_w", torch.tensor(float(fusion_w)))
+        self.register_buffer("fitted", torch.tensor(False))
+
+    def set_fusion(self, prototypes: torch.Tensor, re_threshold: float, ood_threshold: float) -> None:
+        self.prototypes.copy_(torch.as_tensor(prototypes, dtype=self.prototypes.dtype))
+        self.re_threshold.fill_(float(re_threshold))
+        self.ood_threshold.fill_(float(ood_threshold))
+        self.fitted.fill_(True)
+
+    def stages(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``real_score (B,)`` (RE cosine), ``fd_logits (B, K)``, ``embedding (B, D)``, ``fused (B, K)``."""
+        s = self.re.real_score(self.re.backend(x))
+        fd_logits, emb = self.fd(x)
+        probs = torch.softmax(fd_logits, dim=1)
+        if bool(self.fitted):
+            w = self.fusion_w
+            cos = nn.functional.normalize(emb, dim=1) @ nn.functional.normalize(self.prototypes, dim=1).T
+            fused = (1 - w) * probs + w * cos
+        else:
+            fused = probs
+        return {"real_score": s, "fd_logits": fd_logits, "embedding": emb, "fused": fused}
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.stages(x)
+        z = self.re.oc.alpha * (out["real_score"] - self.re_threshold)
+        fused = out["fused"]
+        fake = nn.functional.logsigmoid(-z)[:, None] + (fused - fused.max(dim=1, keepdim=True).values) / FAKE_TEMPERATURE
+        return torch.cat([nn.functional.logsigmoid(z)[:, None], fake], dim=1), out["embedding"]
