@@ -48,16 +48,65 @@ def codecs(
     Console(width=200).print(table)
 
 
-def weights(
-    variant: Optional[str] = typer.Argument(None, help="variant id (default: all)"),
-    hash_files: bool = typer.Option(True, "--sha256/--no-sha256", help="hash the files found"),
-) -> None:
-    """Where each variant's weights are expected (file names, HF repo / URL, NCST_WEIGHTS_DIR), which are present."""
-    from codec_wrappers.catalog import get_variant, load_catalog
-    from codec_wrappers.weights import WEIGHTS_DIR_ENV, candidates, checkpoint_files, sha256_file
+def _size(n: int | None) -> str:
+    if n is None:
+        return "size unknown"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""  # pragma: no cover
 
-    chosen = [get_variant(variant)] if variant else list(load_catalog().values())
-    root = os.environ.get(WEIGHTS_DIR_ENV)
+
+def _user_error(msg: str) -> None:
+    typer.secho(msg, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _download(ids: list[str]) -> None:
+    from codec_wrappers.catalog import get_variant
+    from codec_wrappers.download import DownloadError, download_variant
+    from codec_wrappers.weights import weights_dir
+
+    if not ids:
+        _user_error("ncst weights download: name at least one variant id (`ncst codecs` lists them)")
+    try:
+        chosen = [get_variant(i) for i in ids]
+    except KeyError as exc:
+        _user_error(str(exc.args[0]))
+    root = weights_dir()
+    for v in chosen:
+        try:
+            got = download_variant(v, root)
+        except DownloadError as exc:
+            _user_error(str(exc))
+        except Exception as exc:  # network / hub errors: one line, not a traceback
+            _user_error(f"{v.id}: download failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        for name, target in got.files:
+            typer.echo(f"{v.id}: {name} -> {target} ({_size(os.path.getsize(target))})")
+    typer.echo(f"weights dir: {root}")
+
+
+def weights(
+    variants: Optional[list[str]] = typer.Argument(
+        None, help="variant ids (default: all); `download VARIANT...` fetches their official files"),
+    hash_files: bool = typer.Option(True, "--sha256/--no-sha256", help="hash the files found"),
+    remote: bool = typer.Option(False, "--remote", help="ask the Hugging Face hub for the file sizes"),
+) -> None:
+    """Where each variant's weights are expected and which are present; `ncst weights download VARIANT...`
+    downloads them into the weights dir ($NCST_WEIGHTS_DIR, default ~/.cache/ncst/weights)."""
+    from codec_wrappers.catalog import get_variant, load_catalog
+    from codec_wrappers.weights import candidates, checkpoint_files, sha256_file, weights_dir
+
+    variants = list(variants or [])
+    if variants and variants[0] == "download":
+        _download(variants[1:])
+        return
+    try:
+        chosen = [get_variant(i) for i in variants] if variants else list(load_catalog().values())
+    except KeyError as exc:
+        _user_error(str(exc.args[0]))
+    root = weights_dir()
     for v in chosen:
         ck = v.checkpoint
         typer.secho(f"{v.id}  ({v.codec}, family {v.family})", bold=True)
@@ -72,8 +121,15 @@ def weights(
             typer.echo(f"  url:      {ck['url']}")
         names = checkpoint_files(v)
         typer.echo(f"  files:    {', '.join(names) if names else '(none listed)'}")
-        target = f"{root}/{v.id}/" if root else f"${WEIGHTS_DIR_ENV}/{v.id}/ ({WEIGHTS_DIR_ENV} is not set)"
-        typer.echo(f"  put in:   {target}")
+        if remote and ck.get("hf_repo"):
+            from codec_wrappers.download import remote_sizes
+
+            try:
+                sizes = remote_sizes(v)
+                typer.echo("  sizes:    " + ", ".join(f"{n} {_size(s)}" for n, s in sizes.items()))
+            except Exception as exc:  # offline: say so, keep listing
+                typer.echo(f"  sizes:    unknown ({type(exc).__name__})")
+        typer.echo(f"  put in:   {root / v.id}/  (or `ncst weights download {v.id}`)")
         if ck.get("notes"):
             typer.echo(f"  notes:    {ck['notes']}")
         for cand in candidates(v):
@@ -82,7 +138,7 @@ def weights(
                     typer.echo(f"  [missing] {cand.source}: {cand.location} / {name}")
                 else:
                     digest = sha256_file(path) if hash_files else "-"
-                    typer.echo(f"  [found]   {cand.source}: {path}  sha256 {digest}")
+                    typer.echo(f"  [found]   {cand.source}: {path}  {_size(os.path.getsize(path))}  sha256 {digest}")
 
 
 def resynth_file(
