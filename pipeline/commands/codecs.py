@@ -27,25 +27,49 @@ def codecs(
     family: Optional[str] = typer.Option(None, "--family", help="only this codec family"),
 ) -> None:
     """List the codec variants: rate, bitrate, codebooks, taxonomy, ST label, implemented?, weights found?"""
+    import difflib
+
     from rich.console import Console
     from rich.table import Table
 
-    from codec_wrappers.catalog import variants_by
+    from codec_wrappers.catalog import ST_ROLES, load_catalog, variants_by
     from codec_wrappers.registry import family_status
 
-    table = Table(title="ncst codec variants")
-    for col in ("id", "codec", "sr", "kbps", "q", "VQ/AUX/DEC", "ST", "role", "condition", "implemented", "weights"):
-        table.add_column(col, no_wrap=col in ("id", "VQ/AUX/DEC"))
+    families = sorted({v.family for v in load_catalog().values()})
+    for flag, value, allowed in (("--role", role, ST_ROLES), ("--family", family, families)):
+        if value is not None and value not in allowed:
+            close = difflib.get_close_matches(value, allowed, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            _user_error(f"ncst codecs: {flag} {value!r} is not one of {', '.join(allowed)}{hint}")
+    # Fit the terminal (rich reads COLUMNS / the tty). Below 130 columns: no borders, short taxonomy
+    # names, and the codec / condition / implemented columns dropped (`--family` and `ncst weights` say those);
+    # weights: found / missing / none (no official weights exist) / - (needs none).
+    from rich import box
+
+    console = Console()
+    wide = console.width >= 130
+    short = {"semantic": "sem", "disentangle": "dis", "frequency": "freq"}
+    cols = ("id", "codec", "sr", "kbps", "q", "VQ/AUX/DEC", "ST", "role", "condition", "implemented", "weights")
+    if not wide:
+        cols = ("id", "sr", "kbps", "q", "VQ/AUX/DEC", "ST", "role", "weights")
+    table = Table(title="ncst codec variants", box=box.SQUARE if wide else None, pad_edge=wide,
+                  collapse_padding=not wide, padding=(0, 1) if wide else (0, 1, 0, 0))
+    for col in cols:
+        table.add_column(col, no_wrap=True)
     for v in variants_by(st_role=role, family=family):
         status = family_status(v)
         impl = "yes" if status in ("built-in", "plugin", "registered") else status.split(" (")[0].split(":")[0]
-        table.add_row(
-            v.id, v.codec, f"{v.sample_rate / 1000:g}k", f"{v.bitrate_kbps:g}", str(v.n_codebooks),
-            f"{v.taxonomy.vq}/{v.taxonomy.aux}/{v.taxonomy.decoder}",
-            "-" if v.st_label is None else str(v.st_label), v.st_role, v.condition or "",
-            impl, _weights_found(v),
-        )
-    Console(width=200).print(table)
+        tax = (v.taxonomy.vq, v.taxonomy.aux, v.taxonomy.decoder)
+        cells = {
+            "id": v.id, "codec": v.codec, "sr": f"{v.sample_rate / 1000:g}k", "kbps": f"{v.bitrate_kbps:g}",
+            "q": str(v.n_codebooks), "VQ/AUX/DEC": "/".join(t if wide else short.get(t, t) for t in tax),
+            "ST": "-" if v.st_label is None else str(v.st_label), "role": v.st_role,
+            "condition": v.condition or "", "implemented": impl, "weights": _weights_found(v),
+        }
+        if not wide:  # short words: a found source's name (NCST_WEIGHTS_DIR, hf_cache) is long
+            cells["weights"] = {"missing": "missing", "not needed": "-", "no official": "none"}.get(cells["weights"], "found")
+        table.add_row(*(cells[c] for c in cols))
+    console.print(table)
 
 
 def _size(n: int | None) -> str:
