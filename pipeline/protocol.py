@@ -644,14 +644,18 @@ def build_protocol(recipe_or_config: str | os.PathLike | ProtocolConfig, output_
     Args:
         recipe_or_config: a recipe YAML (its ``protocol:`` section is read; relative paths are
             taken from the recipe's folder) or a :class:`ProtocolConfig`.
-        output_dir: the run folder; default the recipe's ``output_dir`` (needed with a config).
+        output_dir: where ``protocol/`` is written; default the recipe's ``output_dir`` (needed with
+            a config). Inputs are still read where the recipe says (the default fake manifest under
+            the recipe's ``output_dir``), so ``-o`` moves outputs only.
         write: False builds in memory only.
     Returns:
         ``{subset: frame}`` in study order, each frame with the protocol manifest columns.
         ``train``, ``dev`` and ``eval_id`` are always present; other subsets when configured.
     """
     cfg, output_dir = _config_and_output(recipe_or_config, output_dir, "build_protocol")
-    built, report = _assemble(cfg, output_dir)
+    # Inputs (the default fake manifest) stay where the recipe puts them; only outputs follow -o.
+    inputs_dir = output_dir if isinstance(recipe_or_config, ProtocolConfig) else load_protocol_config(recipe_or_config)[1]
+    built, report = _assemble(cfg, inputs_dir)
     names = arrow_schema("protocol").names
     subsets = {}
     for name in SUBSETS:
