@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# --force: DEMO_DIR is this Makefile's own output folder, so a rerun refreshes it (ncst demo alone refuses to
+# delete trained runs or an edited recipe.yaml).
 demo: $(STAMP)
-	$(VENV)/bin/ncst demo $(DEMO_DIR)
+	$(VENV)/bin/ncst demo $(DEMO_DIR) --force
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

@@ -5,8 +5,9 @@ Resolution order (:func:`resolve_weights`), first hit wins:
 1. ``weights`` given: ``"random"`` / ``"random:<seed>"`` (seeded official architecture, recorded
    as ``weights_id = random:<seed>``), or a path to a checkpoint file or to a folder holding the
    files the catalog names;
-2. ``$NCST_WEIGHTS_DIR/<variant_id>/<file>`` (or ``$NCST_WEIGHTS_DIR/<file>``) for every file the
-   catalog names;
+2. ``<weights dir>/<variant_id>/<file>`` (or ``<weights dir>/<file>``) for every file the catalog
+   names, where the weights dir is ``$NCST_WEIGHTS_DIR`` or else ``$XDG_CACHE_HOME/ncst/weights``
+   (``~/.cache/ncst/weights``), the folder ``ncst weights download`` fills (codec_wrappers/download.py);
 3. the Hugging Face cache, offline (``huggingface_hub.try_to_load_from_cache``), for ``hf_repo``
    variants; the torch hub cache (EnCodec) or ``~/.cache/descript/dac`` (DAC) for URL variants;
 4. otherwise :class:`WeightsNotFound`, naming the repo/URL, the file names and where to put them.
@@ -28,6 +29,16 @@ from typing import Any, Mapping
 from codec_wrappers.base import ResolvedWeights, Variant
 
 WEIGHTS_DIR_ENV = "NCST_WEIGHTS_DIR"
+
+
+def weights_dir() -> Path:
+    """Where ncst keeps downloaded weights: ``$NCST_WEIGHTS_DIR``, else the user cache
+    (``$XDG_CACHE_HOME/ncst/weights``, ``~/.cache/ncst/weights`` by default)."""
+    root = os.environ.get(WEIGHTS_DIR_ENV)
+    if root:
+        return Path(root).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache).expanduser() / "ncst" / "weights"
 
 
 class WeightsNotFound(FileNotFoundError):
@@ -110,11 +121,11 @@ def candidates(variant: str | Variant) -> list[Candidate]:
     if not names:
         return []
     out: list[Candidate] = []
-    root = os.environ.get(WEIGHTS_DIR_ENV)
-    if root:
-        for base in (Path(root) / variant.id, Path(root)):
-            found = tuple((n, str(base / n) if (base / n).is_file() else None) for n in names)
-            out.append(Candidate(WEIGHTS_DIR_ENV, str(base), found))
+    root = weights_dir()
+    source = WEIGHTS_DIR_ENV if os.environ.get(WEIGHTS_DIR_ENV) else "weights_dir"
+    for base in (root / variant.id, root):
+        found = tuple((n, str(base / n) if (base / n).is_file() else None) for n in names)
+        out.append(Candidate(source, str(base), found))
     repo = variant.checkpoint.get("hf_repo")
     if repo:
         out.append(Candidate("hf_cache", str(repo), tuple((n, _hf_cached(repo, n)) for n in names)))
@@ -155,17 +166,18 @@ def how_to_get(variant: Variant) -> str:
     """A human instruction: what to download for ``variant`` and where to put it."""
     names = checkpoint_files(variant)
     ck = variant.checkpoint
-    root = os.environ.get(WEIGHTS_DIR_ENV) or f"${WEIGHTS_DIR_ENV}"
+    root = weights_dir()
     lines = [f"no weights found for codec variant {variant.id!r} ({variant.codec})."]
     if ck.get("available") is False:
         lines.append("No official weights exist for it. " + str(ck.get("notes", "")).strip())
     if ck.get("hf_repo"):
         lines.append(f"Download from Hugging Face repo {ck['hf_repo']}: {', '.join(names)}")
-        lines.append(
-            f"  e.g. huggingface-cli download {ck['hf_repo']} {' '.join(names)} --local-dir {root}/{variant.id}"
-        )
+        lines.append(f"  e.g. ncst weights download {variant.id}")
+        lines.append(f"  or   hf download {ck['hf_repo']} {' '.join(names)} --local-dir {root}/{variant.id}")
     if ck.get("url"):
         lines.append(f"Download {ck['url']}")
+        if not str(ck["url"]).endswith(".zip"):
+            lines.append(f"  e.g. ncst weights download {variant.id}")
     if names:
         lines.append(f"Put the file(s) at {root}/{variant.id}/ ({', '.join(names)}),")
         lines.append("or pass --weights PATH (a checkpoint file or a folder with those files),")

@@ -11,12 +11,10 @@ from .schema import SCHEMA_VERSION
 
 
 def _table(df: pd.DataFrame) -> str:
-    """A small Markdown table without the optional ``tabulate`` dependency."""
-    cols = [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(str(v) for v in row) + " |")
-    return "\n".join(lines)
+    """A small Markdown table (pandas' ``to_markdown``; cells as text, numbers not re-parsed)."""
+    cells = df.astype(str)
+    cells.columns = [str(c) for c in df.columns]
+    return cells.to_markdown(index=False, tablefmt="pipe", disable_numparse=True)
 
 
 def card_text(df: pd.DataFrame, title: str = "ncst dataset") -> str:

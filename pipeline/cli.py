@@ -37,6 +37,25 @@ def _register() -> None:
 _register()
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"ncst {version('ncst')}")
+        except PackageNotFoundError:  # running from a checkout that was never installed
+            typer.echo("ncst (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="print the ncst version and exit"),
+) -> None:
+    """Build CodecFake-style corpora and run the codec source-tracing study."""
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -825,10 +825,20 @@ def _run_local_with_progress(part: pd.DataFrame, config: GenerateConfig, spec: V
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True, disable=console.quiet) as bar:
         task = bar.add_task(spec.id, total=len(part))
-        for result in run_local(part, config, spec, progress=lambda n: bar.advance(task, n), attempts=attempts):
+        # Not a terminal (logs, batch jobs): a done/total line every 30 s instead of the bar.
+        from manifests.progress import Progress as LineProgress
+
+        lines = LineProgress(len(part), f"generate {spec.id}", enabled=not console.is_terminal, tty=False)
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+            lines.update(n)
+
+        for result in run_local(part, config, spec, progress=advance, attempts=attempts):
             writer.add(result)
             if flush_each:
                 writer.flush()
+        lines.close()
 
 
 def generate_from_recipe(

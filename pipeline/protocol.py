@@ -63,6 +63,7 @@ import numpy as np
 import pandas as pd
 
 from manifests import absolute_paths, read_manifest, write_manifest
+from manifests.recipe_schema import check_keys
 from manifests.schema import arrow_schema
 
 log = logging.getLogger(__name__)
@@ -644,14 +645,18 @@ def build_protocol(recipe_or_config: str | os.PathLike | ProtocolConfig, output_
     Args:
         recipe_or_config: a recipe YAML (its ``protocol:`` section is read; relative paths are
             taken from the recipe's folder) or a :class:`ProtocolConfig`.
-        output_dir: the run folder; default the recipe's ``output_dir`` (needed with a config).
+        output_dir: where ``protocol/`` is written; default the recipe's ``output_dir`` (needed with
+            a config). Inputs are still read where the recipe says (the default fake manifest under
+            the recipe's ``output_dir``), so ``-o`` moves outputs only.
         write: False builds in memory only.
     Returns:
         ``{subset: frame}`` in study order, each frame with the protocol manifest columns.
         ``train``, ``dev`` and ``eval_id`` are always present; other subsets when configured.
     """
     cfg, output_dir = _config_and_output(recipe_or_config, output_dir, "build_protocol")
-    built, report = _assemble(cfg, output_dir)
+    # Inputs (the default fake manifest) stay where the recipe puts them; only outputs follow -o.
+    inputs_dir = output_dir if isinstance(recipe_or_config, ProtocolConfig) else load_protocol_config(recipe_or_config)[1]
+    built, report = _assemble(cfg, inputs_dir)
     names = arrow_schema("protocol").names
     subsets = {}
     for name in SUBSETS:
@@ -708,6 +713,7 @@ def write_split_sources(recipe_or_config: str | os.PathLike | ProtocolConfig,
 # ----------------------------------------------------------------------------- recipe
 
 
+# Allowed keys (checked with JSON Schema by manifests.recipe_schema): a new key is one more name here.
 PROTOCOL_KEYS = {
     "real", "sizes", "fakes", "seed", "speaker_disjoint", "balance", "shortfall", "id_variants", "ood_variants",
     "diff_config", "ood_config", "robustness_split", "conditions", "unseen_real", "diff_source", "alm", "ood_other",
@@ -770,9 +776,7 @@ def _source_sets(base: Path, value: Any, where: str) -> tuple[SourceSet, ...]:
             entry = {"manifest": entry}
         if not isinstance(entry, Mapping):
             raise ProtocolError(f"{w}: a path or a mapping with 'manifest' is needed, got {entry!r}")
-        unknown = sorted(set(entry) - SET_KEYS)
-        if unknown:
-            raise ProtocolError(f"{w}: unknown key(s) {unknown}; known: {sorted(SET_KEYS)}")
+        check_keys(entry, SET_KEYS, w, None, ProtocolError)
         paths = entry.get("manifests", entry.get("manifest"))
         if paths is None:
             raise ProtocolError(f"{w}: 'manifest' is missing")
@@ -786,9 +790,7 @@ def parse_protocol(section: Any, base: Path, where: str = "<recipe>") -> Protoco
     w = f"{where}: protocol"
     if not isinstance(section, Mapping):
         raise ProtocolError(f"{w}: must be a mapping, got {type(section).__name__}")
-    unknown = sorted(set(section) - PROTOCOL_KEYS)
-    if unknown:
-        raise ProtocolError(f"{w}: unknown key(s) {unknown}; known: {sorted(PROTOCOL_KEYS)}")
+    check_keys(section, PROTOCOL_KEYS, where, "protocol", ProtocolError)
     if not section.get("real"):
         raise ProtocolError(f"{w}.real: the real source manifests to split are missing")
     kw: dict[str, Any] = {"real": _paths(base, section["real"], f"{w}.real")}
@@ -827,9 +829,7 @@ def parse_protocol(section: Any, base: Path, where: str = "<recipe>") -> Protoco
         wd = f"{w}.diff_source"
         if not isinstance(ds, Mapping):
             raise ProtocolError(f"{wd}: a mapping with sources and variants is needed")
-        unknown = sorted(set(ds) - DIFF_SOURCE_KEYS)
-        if unknown:
-            raise ProtocolError(f"{wd}: unknown key(s) {unknown}; known: {sorted(DIFF_SOURCE_KEYS)}")
+        check_keys(ds, DIFF_SOURCE_KEYS, where, "protocol.diff_source", ProtocolError)
         if not ds.get("sources") or not ds.get("variants"):
             raise ProtocolError(f"{wd}: both 'sources' and 'variants' are needed")
         kw["diff_source"] = DiffSource(

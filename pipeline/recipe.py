@@ -56,6 +56,7 @@ from typing import Any, Mapping
 import yaml
 
 from codec_wrappers.precision import PRECISIONS
+from manifests.recipe_schema import check_keys, check_sections
 
 AUDIO_FORMATS = ("flac", "wav")
 BATCH_MODES = ("exact", "masked", "padded")  # what each codec supports: Codec.batch_modes
@@ -227,6 +228,8 @@ class Recipe:
         return self.output_dir / "dataset"
 
 
+# Allowed keys of the generate: section and of one variants: entry (manifests.recipe_schema checks
+# them with JSON Schema): a new recipe key is one more name here.
 GENERATE_KEYS = {
     "sources", "variants", "weights", "audio_format", "sample_rate", "seed", "batch_size",
     "max_batch_seconds", "split_io", "shard_rows", "executor", "address", "node_ip", "num_cpus",
@@ -254,9 +257,7 @@ def _variant_spec(where: str, entry: Any, base: Path) -> VariantSpec:
         return VariantSpec(id=entry)
     if not isinstance(entry, Mapping):
         raise RecipeError(f"{where}: a variant is a catalog id or a mapping with 'id', got {entry!r}")
-    unknown = sorted(set(entry) - VARIANT_KEYS)
-    if unknown:
-        raise RecipeError(f"{where}: unknown key(s) {unknown} in variant {entry.get('id')!r}; known: {sorted(VARIANT_KEYS)}")
+    check_keys(entry, VARIANT_KEYS, where, f"variant {entry.get('id')}", RecipeError)
     if not entry.get("id"):
         raise RecipeError(f"{where}: variant entry {dict(entry)!r} needs an 'id'")
     vid = str(entry["id"])
@@ -294,9 +295,7 @@ def parse_generate(section: Any, base: Path, where: str = "<recipe>") -> Generat
     w = f"{where}: generate"
     if not isinstance(section, Mapping):
         raise RecipeError(f"{w}: must be a mapping, got {type(section).__name__}")
-    unknown = sorted(set(section) - GENERATE_KEYS)
-    if unknown:
-        raise RecipeError(f"{w}: unknown key(s) {unknown}; known: {sorted(GENERATE_KEYS)}")
+    check_keys(section, GENERATE_KEYS, where, "generate", RecipeError)
     sources = section.get("sources")
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
@@ -367,6 +366,7 @@ def read_recipe_yaml(path: str | os.PathLike, error: type[ValueError] = None) ->
         raise error(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(data, Mapping):
         raise error(f"{path}: a recipe must be a mapping, got {type(data).__name__}")
+    check_sections(data, str(path), error)
     base = path.resolve().parent
     out = data.get("output_dir")
     if out is None:

@@ -50,13 +50,13 @@ def test_ingest_options_and_errors(demo, tmp_path):
     out = tmp_path / "x.parquet"
     r = runner.invoke(app, ["ingest", "vctk", str(demo / "vctk"), "-o", str(out), "--mic", "mic2"])
     assert r.exit_code == 0 and set(read_manifest(out)["utt_id"].str[-4:]) == {"mic2"}
-    r = runner.invoke(app, ["ingest", "aishell3", str(demo / "aishell3"), "-o", str(out), "--mic", "mic2"])
+    r = runner.invoke(app, ["ingest", "aishell3", str(demo / "aishell3"), "-o", str(out), "--force", "--mic", "mic2"])
     assert r.exit_code != 0 and "--mic does not apply to aishell3" in r.output
-    r = runner.invoke(app, ["ingest", "timit", str(demo), "-o", str(out)])
+    r = runner.invoke(app, ["ingest", "timit", str(demo), "-o", str(out), "--force"])
     assert r.exit_code != 0 and "unknown corpus" in r.output
-    r = runner.invoke(app, ["ingest", "vctk", str(tmp_path / "missing"), "-o", str(out)])
+    r = runner.invoke(app, ["ingest", "vctk", str(tmp_path / "missing"), "-o", str(out), "--force"])
     assert r.exit_code == 2 and "corpus directory not found" in r.output
-    r = runner.invoke(app, ["ingest", "vctk", str(demo / "vctk"), "-o", str(out), "--mic", "mic9"])
+    r = runner.invoke(app, ["ingest", "vctk", str(demo / "vctk"), "-o", str(out), "--force", "--mic", "mic9"])
     assert r.exit_code == 2 and "mic must be" in r.output
 
 
@@ -100,11 +100,11 @@ def test_ingest_partition(demo, tmp_path):
     df = read_manifest(out, validate=True)
     assert set(df["split"]) == {"eval"} and df["utt_id"].str.startswith("LA_E_").all()
     assert (df["status"] == "ok").all() and df["is_fake"].sum() == 2 and (~df["is_fake"]).sum() == 2
-    r = runner.invoke(app, ["ingest", "asvspoof2019_la", str(demo / "asvspoof2019_la"), "-o", str(out)])
+    r = runner.invoke(app, ["ingest", "asvspoof2019_la", str(demo / "asvspoof2019_la"), "-o", str(out), "--force"])
     assert r.exit_code == 0 and set(read_manifest(out)["split"]) == {"train", "dev", "eval"}
-    r = runner.invoke(app, ["ingest", "asvspoof2019_la", str(demo / "asvspoof2019_la"), "-o", str(out), "--partition", "test"])
+    r = runner.invoke(app, ["ingest", "asvspoof2019_la", str(demo / "asvspoof2019_la"), "-o", str(out), "--force", "--partition", "test"])
     assert r.exit_code == 2 and "unknown ASVspoof2019 LA split 'test'" in r.output
-    r = runner.invoke(app, ["ingest", "ncssd", str(demo / "ncssd"), "-o", str(out), "--partition", "R-EN"])
+    r = runner.invoke(app, ["ingest", "ncssd", str(demo / "ncssd"), "-o", str(out), "--force", "--partition", "R-EN"])
     assert r.exit_code == 0, r.output
     assert read_manifest(out)["utt_id"].str.startswith("ncssd-R-EN-").all()
     r = runner.invoke(app, ["ingest", "in_the_wild", str(demo / "in_the_wild"), "-o", str(out), "--partition", "eval"])

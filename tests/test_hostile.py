@@ -180,7 +180,7 @@ def test_cli_ingest_flags(hostile, tmp_path):
     assert r.exit_code == 0, r.output
     df = read_manifest(out)
     assert df.loc[df["path"] == "nan.wav", "status"].item() == "ok"
-    r = CliRunner().invoke(app, ["ingest", "labelled_folder", str(hostile), "-o", str(out), "--allow-new-labels",
+    r = CliRunner().invoke(app, ["ingest", "labelled_folder", str(hostile), "-o", str(out), "--force", "--allow-new-labels",
                                  "--allow-outside-root", "--min-seconds", "0"])
     assert r.exit_code == 0, r.output
     df = read_manifest(out)

@@ -72,7 +72,7 @@ def _app():
 
 
 def test_cli_codecs_table():
-    result = CliRunner().invoke(_app(), ["codecs"])
+    result = CliRunner().invoke(_app(), ["codecs"], env={"COLUMNS": "200"})  # the wide table
     assert result.exit_code == 0, result.output
     for text in ("encodec_24k_6kbps", "wavtokenizer_small40", "MVQ/semantic/time", "toy_mulaw_16k"):
         assert text in result.output

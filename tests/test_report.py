@@ -13,8 +13,9 @@ from train import plots, report
 def test_markdown_table_formats_and_escapes():
     df = pd.DataFrame([{"model": "a|b", "auc": 0.123456, "n": 3, "note": None, "x": float("nan")}])
     md = report.markdown_table(df)
-    assert md.splitlines()[0] == "| model | auc | n | note | x |"
-    assert "| a\\|b | 0.1235 | 3 |  |  |" in md
+    squeeze = [" ".join(line.split()) for line in md.splitlines()]  # alignment padding aside
+    assert squeeze[0] == "| model | auc | n | note | x |" and set(squeeze[1]) <= set("|:- ")
+    assert "| a\\|b | 0.1235 | 3 | | |" in squeeze
     assert report.markdown_table(pd.DataFrame()) == "_(empty)_"
 
 
@@ -77,7 +78,7 @@ def test_plots_skip_empty_inputs(tmp_path):
 def test_write_table_notes_under_the_title(tmp_path):
     df = pd.DataFrame([{"model": "m", "AVG": 0.5}])
     _, md = report.write_table(df, tmp_path, "table5_ood", notes=["EER convention: anchor (x).", "AVG note"])
-    lines = md.read_text().splitlines()
+    lines = [" ".join(line.split()) for line in md.read_text().splitlines()]  # alignment padding aside
     assert lines[0].startswith("# Table 5")
     assert lines.index("_EER convention: anchor (x)._") < lines.index("_AVG note_") < lines.index("| model | AVG |")
 

@@ -186,10 +186,11 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
         """Build from a dict; unknown keys raise ``ValueError`` naming them."""
+        from manifests.recipe_schema import check_keys
+
+        # The train section's keys are the dataclass fields: a new setting is one new field.
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown training setting(s) {unknown}; known: {sorted(names)}")
+        check_keys(data, names, "training settings", "train")
         return cls(**dict(data))
 
     def replace(self, **overrides: Any) -> "TrainConfig":
@@ -222,6 +223,10 @@ class TrainConfig:
         if not path.exists():
             raise FileNotFoundError(f"recipe not found: {path}")
         doc = yaml.safe_load(path.read_text()) or {}
+        if isinstance(doc, dict):
+            from manifests.recipe_schema import check_sections
+
+            check_sections(doc, str(path))
         section = doc.get("train", {}) if isinstance(doc, dict) else None
         if section is None:
             section = {}

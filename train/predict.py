@@ -33,6 +33,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from manifests.progress import Progress
+
 from .config import TrainConfig
 from .data import AudioDataset, make_loader
 from .taxonomy import TASK_CLASSES, TASKS, spoof_probability, task_probabilities, task_targets
@@ -115,8 +117,11 @@ def _forward_rows(model: torch.nn.Module, config: TrainConfig, df: pd.DataFrame,
     model.to(device).eval()
     loader = make_loader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     idx, logits, embs = [], [], []
+    bar = Progress(len(ds), f"predict {Path(str(ds.name)).name}", unit="clips",
+                   enabled=len(ds) >= 64)
     for batch in loader:
         ok = batch["ok"]
+        bar.update(len(ok))
         if not ok.any():
             continue
         x = inputs(batch)[ok].to(device)
@@ -124,6 +129,7 @@ def _forward_rows(model: torch.nn.Module, config: TrainConfig, df: pd.DataFrame,
         idx.append(batch["index"][ok])
         logits.append(lg.float().cpu())
         embs.append(emb.float().cpu())
+    bar.close()
     keep = torch.cat(idx).numpy() if idx else np.zeros(0, dtype=np.int64)
     failed = sorted(set(range(len(ds))) - set(keep.tolist()))
     if failed:

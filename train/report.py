@@ -70,14 +70,13 @@ def _cell(v: Any) -> str:
 
 
 def markdown_table(df: pd.DataFrame) -> str:
-    """A GitHub-style Markdown table (floats to 4 decimals; '|' in cells escaped)."""
+    """A GitHub-style Markdown table (floats to 4 decimals; '|' in cells escaped), via pandas' ``to_markdown``."""
     if df.empty:
         return "_(empty)_"
-    cols = [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(v).replace("|", "\\|") for v in row) + " |")
-    return "\n".join(lines)
+    cells = df.map(lambda v: _cell(v).replace("|", "\\|"))
+    cells.columns = [str(c) for c in df.columns]
+    # Cells are already text: no number re-parsing, so "0.1000" stays as written.
+    return cells.to_markdown(index=False, tablefmt="pipe", disable_numparse=True)
 
 
 def write_table(df: pd.DataFrame, out_dir: str | os.PathLike, stem: str, banner: str | None = None,

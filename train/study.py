@@ -60,6 +60,7 @@ import pandas as pd
 
 from manifests import read_manifest
 from manifests.atomic import atomic_path, write_text_atomic
+from manifests.recipe_schema import check_keys, check_sections
 
 from .features import is_marked_random
 from .metrics import EER_CONVENTIONS
@@ -92,6 +93,8 @@ NEEDED_COLUMNS = ("utt_id", "path", "label", "label_name", "is_fake", "status", 
 RESULT_TABLES = ("table3", "table4", "table4_paper", "table5", "table5_paper", "table6", "table6_paper", "cors")
 # Per-model entries of a taxonomy run (kind "taxonomy"): its head setup and tables.
 TAXONOMY_JSON = ("variant", "tasks", "frontend", "taxonomy_f1", "taxonomy_f1_detail", "taxonomy_cors", "taxonomy_cosg")
+# Allowed keys of the study: section (checked with JSON Schema by manifests.recipe_schema): a new
+# key is one more name here.
 STUDY_KEYS = {
     "models", "protocol_dir", "detectors", "output", "title", "checkpoint", "batch_size", "device",
     "num_workers", "knn_k", "chunk_size", "max_fit_rows", "seed", "embedding_map", "alm_backends", "alm_columns",
@@ -180,15 +183,14 @@ def load_study_config(recipe: str | os.PathLike, **overrides: Any) -> StudyConfi
     data = yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{recipe}: a recipe must be a mapping, got {type(data).__name__}")
+    check_sections(data, str(recipe))
     base = recipe.resolve().parent
     output_dir = _resolve(base, data.get("output_dir", "."))
     sec = data.get("study") or {}
     if not isinstance(sec, dict):
         raise ValueError(f"{recipe}: 'study' must be a mapping")
     sec = {**sec, **{k: v for k, v in overrides.items() if v is not None}}
-    unknown = sorted(set(sec) - STUDY_KEYS)
-    if unknown:
-        raise ValueError(f"{recipe}: unknown keys in 'study': {unknown}; known: {sorted(STUDY_KEYS)}")
+    check_keys(sec, STUDY_KEYS, str(recipe), "study")
 
     models: list[ModelRef] = []
     entries = sec.get("models")

@@ -27,37 +27,110 @@ def codecs(
     family: Optional[str] = typer.Option(None, "--family", help="only this codec family"),
 ) -> None:
     """List the codec variants: rate, bitrate, codebooks, taxonomy, ST label, implemented?, weights found?"""
+    import difflib
+
     from rich.console import Console
     from rich.table import Table
 
-    from codec_wrappers.catalog import variants_by
+    from codec_wrappers.catalog import ST_ROLES, load_catalog, variants_by
     from codec_wrappers.registry import family_status
 
-    table = Table(title="ncst codec variants")
-    for col in ("id", "codec", "sr", "kbps", "q", "VQ/AUX/DEC", "ST", "role", "condition", "implemented", "weights"):
-        table.add_column(col, no_wrap=col in ("id", "VQ/AUX/DEC"))
+    families = sorted({v.family for v in load_catalog().values()})
+    for flag, value, allowed in (("--role", role, ST_ROLES), ("--family", family, families)):
+        if value is not None and value not in allowed:
+            close = difflib.get_close_matches(value, allowed, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            _user_error(f"ncst codecs: {flag} {value!r} is not one of {', '.join(allowed)}{hint}")
+    # Fit the terminal (rich reads COLUMNS / the tty). Below 130 columns: no borders, short taxonomy
+    # names, and the codec / condition / implemented columns dropped (`--family` and `ncst weights` say those);
+    # weights: found / missing / none (no official weights exist) / - (needs none).
+    from rich import box
+
+    console = Console()
+    wide = console.width >= 130
+    short = {"semantic": "sem", "disentangle": "dis", "frequency": "freq"}
+    cols = ("id", "codec", "sr", "kbps", "q", "VQ/AUX/DEC", "ST", "role", "condition", "implemented", "weights")
+    if not wide:
+        cols = ("id", "sr", "kbps", "q", "VQ/AUX/DEC", "ST", "role", "weights")
+    table = Table(title="ncst codec variants", box=box.SQUARE if wide else None, pad_edge=wide,
+                  collapse_padding=not wide, padding=(0, 1) if wide else (0, 1, 0, 0))
+    for col in cols:
+        table.add_column(col, no_wrap=True)
     for v in variants_by(st_role=role, family=family):
         status = family_status(v)
         impl = "yes" if status in ("built-in", "plugin", "registered") else status.split(" (")[0].split(":")[0]
-        table.add_row(
-            v.id, v.codec, f"{v.sample_rate / 1000:g}k", f"{v.bitrate_kbps:g}", str(v.n_codebooks),
-            f"{v.taxonomy.vq}/{v.taxonomy.aux}/{v.taxonomy.decoder}",
-            "-" if v.st_label is None else str(v.st_label), v.st_role, v.condition or "",
-            impl, _weights_found(v),
-        )
-    Console(width=200).print(table)
+        tax = (v.taxonomy.vq, v.taxonomy.aux, v.taxonomy.decoder)
+        cells = {
+            "id": v.id, "codec": v.codec, "sr": f"{v.sample_rate / 1000:g}k", "kbps": f"{v.bitrate_kbps:g}",
+            "q": str(v.n_codebooks), "VQ/AUX/DEC": "/".join(t if wide else short.get(t, t) for t in tax),
+            "ST": "-" if v.st_label is None else str(v.st_label), "role": v.st_role,
+            "condition": v.condition or "", "implemented": impl, "weights": _weights_found(v),
+        }
+        if not wide:  # short words: a found source's name (NCST_WEIGHTS_DIR, hf_cache) is long
+            cells["weights"] = {"missing": "missing", "not needed": "-", "no official": "none"}.get(cells["weights"], "found")
+        table.add_row(*(cells[c] for c in cols))
+    console.print(table)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "size unknown"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""  # pragma: no cover
+
+
+def _user_error(msg: str) -> None:
+    typer.secho(msg, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _download(ids: list[str]) -> None:
+    from codec_wrappers.catalog import get_variant
+    from codec_wrappers.download import DownloadError, download_variant
+    from codec_wrappers.weights import weights_dir
+
+    if not ids:
+        _user_error("ncst weights download: name at least one variant id (`ncst codecs` lists them)")
+    try:
+        chosen = [get_variant(i) for i in ids]
+    except KeyError as exc:
+        _user_error(str(exc.args[0]))
+    root = weights_dir()
+    for v in chosen:
+        try:
+            got = download_variant(v, root)
+        except DownloadError as exc:
+            _user_error(str(exc))
+        except Exception as exc:  # network / hub errors: one line, not a traceback
+            _user_error(f"{v.id}: download failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        for name, target in got.files:
+            typer.echo(f"{v.id}: {name} -> {target} ({_size(os.path.getsize(target))})")
+    typer.echo(f"weights dir: {root}")
 
 
 def weights(
-    variant: Optional[str] = typer.Argument(None, help="variant id (default: all)"),
+    variants: Optional[list[str]] = typer.Argument(
+        None, help="variant ids (default: all); `download VARIANT...` fetches their official files"),
     hash_files: bool = typer.Option(True, "--sha256/--no-sha256", help="hash the files found"),
+    remote: bool = typer.Option(False, "--remote", help="ask the Hugging Face hub for the file sizes"),
 ) -> None:
-    """Where each variant's weights are expected (file names, HF repo / URL, NCST_WEIGHTS_DIR), which are present."""
+    """Where each variant's weights are expected and which are present; `ncst weights download VARIANT...`
+    downloads them into the weights dir ($NCST_WEIGHTS_DIR, default ~/.cache/ncst/weights)."""
     from codec_wrappers.catalog import get_variant, load_catalog
-    from codec_wrappers.weights import WEIGHTS_DIR_ENV, candidates, checkpoint_files, sha256_file
+    from codec_wrappers.weights import candidates, checkpoint_files, sha256_file, weights_dir
 
-    chosen = [get_variant(variant)] if variant else list(load_catalog().values())
-    root = os.environ.get(WEIGHTS_DIR_ENV)
+    variants = list(variants or [])
+    if variants and variants[0] == "download":
+        _download(variants[1:])
+        return
+    try:
+        chosen = [get_variant(i) for i in variants] if variants else list(load_catalog().values())
+    except KeyError as exc:
+        _user_error(str(exc.args[0]))
+    root = weights_dir()
     for v in chosen:
         ck = v.checkpoint
         typer.secho(f"{v.id}  ({v.codec}, family {v.family})", bold=True)
@@ -72,8 +145,15 @@ def weights(
             typer.echo(f"  url:      {ck['url']}")
         names = checkpoint_files(v)
         typer.echo(f"  files:    {', '.join(names) if names else '(none listed)'}")
-        target = f"{root}/{v.id}/" if root else f"${WEIGHTS_DIR_ENV}/{v.id}/ ({WEIGHTS_DIR_ENV} is not set)"
-        typer.echo(f"  put in:   {target}")
+        if remote and ck.get("hf_repo"):
+            from codec_wrappers.download import remote_sizes
+
+            try:
+                sizes = remote_sizes(v)
+                typer.echo("  sizes:    " + ", ".join(f"{n} {_size(s)}" for n, s in sizes.items()))
+            except Exception as exc:  # offline: say so, keep listing
+                typer.echo(f"  sizes:    unknown ({type(exc).__name__})")
+        typer.echo(f"  put in:   {root / v.id}/  (or `ncst weights download {v.id}`)")
         if ck.get("notes"):
             typer.echo(f"  notes:    {ck['notes']}")
         for cand in candidates(v):
@@ -82,7 +162,7 @@ def weights(
                     typer.echo(f"  [missing] {cand.source}: {cand.location} / {name}")
                 else:
                     digest = sha256_file(path) if hash_files else "-"
-                    typer.echo(f"  [found]   {cand.source}: {path}  sha256 {digest}")
+                    typer.echo(f"  [found]   {cand.source}: {path}  {_size(os.path.getsize(path))}  sha256 {digest}")
 
 
 def resynth_file(

@@ -26,9 +26,30 @@ ALM_STANDINS = (("moshi-standin", "mimi_24k_8q"), ("mini-omni-standin", "snac_24
                 ("speechgpt-gen-standin", "speechtokenizer_16k"), ("valle-standin", "encodec_24k_6kbps"))
 
 
+class DemoExists(FileExistsError):
+    """``OUT`` holds work a demo run would overwrite (an edited recipe, trained runs)."""
+
+
+def check_out_dir(out: Path, recipe_template: Path = DEMO_RECIPE) -> None:
+    """Raise :class:`DemoExists` when ``out`` holds an edited ``recipe.yaml`` or a non-empty ``runs/``."""
+    out = Path(out)
+    recipe = out / "recipe.yaml"
+    if recipe.is_file() and recipe.read_bytes() != Path(recipe_template).read_bytes():
+        raise DemoExists(f"{recipe} differs from {recipe_template} (edited?); the demo would overwrite it: "
+                         "pass --force or choose another folder")
+    runs = out / "runs"
+    if runs.is_dir() and any(runs.iterdir()):
+        raise DemoExists(f"{runs} holds trained runs; the demo would delete them: pass --force or choose another folder")
+
+
 def run_demo(out: Path, *, executor: str = "local", models: tuple[str, ...] = MODELS, utterances: int = 6,
-             recipe_template: Path = DEMO_RECIPE, console=None) -> Path:
-    """Run every stage on the demo corpus under ``out``; returns the study report's path."""
+             recipe_template: Path = DEMO_RECIPE, console=None, force: bool = False) -> Path:
+    """Run every stage on the demo corpus under ``out``; returns the study report's path.
+
+    Without ``force``, refuses (:class:`DemoExists`) before touching anything when ``out`` holds an
+    edited ``recipe.yaml`` or trained ``runs/``."""
+    if not force:
+        check_out_dir(out, recipe_template)
     import warnings
 
     from rich.console import Console
@@ -108,9 +129,20 @@ def demo(
     executor: str = typer.Option("local", "--executor", help="local (in-process) or ray"),
     utterances: int = typer.Option(6, "--utterances", help="utterances per demo speaker"),
     model: Optional[list[str]] = typer.Option(None, "--model", help="train only these models (repeatable): mel_lcnn, aasist, w2v2_aasist, taxonomy, refd"),
+    force: bool = typer.Option(False, "--force", help="overwrite an edited OUT/recipe.yaml and delete OUT/runs/"),
 ) -> None:
     """Run the whole flow on the embedded demo corpus and print where the report is."""
-    run_demo(out, executor=executor, models=tuple(model) if model else MODELS, utterances=utterances)
+    unknown = sorted(set(model or ()) - set(MODELS))
+    if unknown:
+        typer.secho(f"error: --model {', '.join(unknown)}: not one of {', '.join(MODELS)}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
+    try:
+        if not force:
+            check_out_dir(out)
+    except DemoExists as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
+    run_demo(out, executor=executor, models=tuple(model) if model else MODELS, utterances=utterances, force=True)
 
 
 COMMANDS = [("demo", demo)]

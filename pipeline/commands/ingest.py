@@ -12,6 +12,7 @@ that every later stage (generation, protocol) sees the same subset (see
 from __future__ import annotations
 
 import inspect
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -21,6 +22,16 @@ CORPORA = ("vctk", "aishell3", "ncssd", "asvspoof2019_la", "in_the_wild", "label
 # --partition is each reader's own word for a part of the corpus: split folders or subsets.
 PARTITION_PARAMS = {"asvspoof2019_la": "splits", "aishell3": "splits", "ncssd": "subsets"}
 RELEASE_NAMES = ("st-codecfake", "codecfake", "codecfake-plus", "mlaad")  # pipeline.releases.RELEASES
+# Probing and hashing are I/O and decoder bound: threads help up to a few per core; 8 keeps a
+# shared disk from thrashing.
+DEFAULT_JOBS = min(os.cpu_count() or 1, 8)
+
+
+def refuse_existing(path: Path, force: bool, what: str = "output") -> None:
+    """One-line error (exit 2) when ``path`` exists and ``--force`` was not given."""
+    if Path(path).exists() and not force:
+        typer.secho(f"error: {what} {path} exists; pass --force to overwrite it", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
 
 
 def print_release_counts(df, output: Path | None = None, protocol_dir: Path | None = None, max_errors: int = 20,
@@ -55,7 +66,7 @@ def print_release_counts(df, output: Path | None = None, protocol_dir: Path | No
         console.print(f"protocol subsets: {protocol_dir}", markup=False, highlight=False)
 
 
-def ingest_release(release: str, path: Path, output: Path, protocol_dir: Path | None, jobs: int,
+def ingest_release(release: str, path: Path, output: Path, protocol_dir: Path | None, jobs: int, force: bool,
                    options: dict, max_errors: int) -> None:
     """``ncst ingest st-codecfake|codecfake|codecfake-plus|mlaad``: read a release into protocol rows."""
     from manifests import write_manifest
@@ -69,6 +80,7 @@ def ingest_release(release: str, path: Path, output: Path, protocol_dir: Path | 
         raise typer.BadParameter(f"{', '.join('--' + k.replace('_', '-') for k in wrong)} does not apply to {release}",
                                  param_hint="options")
     given = {k: v for k, v in options.items() if k in accepted and v not in (None, (), [])}
+    refuse_existing(output, force, "manifest")
     try:
         df = reader(path, num_jobs=jobs, **given)
     except (CorpusError, ValueError) as exc:
@@ -114,7 +126,8 @@ def ingest(
     corpus: str = typer.Argument(..., help=f"corpus reader: {', '.join(CORPORA)}; or a release: {', '.join(RELEASE_NAMES)}"),
     path: Path = typer.Argument(..., help="corpus root folder"),
     output: Path = typer.Option(..., "--output", "-o", help="source manifest to write (.parquet)"),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="threads probing and hashing files"),
+    jobs: int = typer.Option(DEFAULT_JOBS, "--jobs", "-j", min=1, help="threads probing and hashing files (default: CPU count, at most 8)"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing --output manifest"),
     mic: Optional[str] = typer.Option(None, help="vctk: mic1, mic2 or both (default mic1)"),
     labels: Optional[Path] = typer.Option(None, help="labelled_folder: labels CSV/TSV (default: labels.csv in the folder)"),
     name: Optional[str] = typer.Option(None, "--name", help="labelled_folder: corpus name (default: folder name)"),
@@ -138,7 +151,7 @@ def ingest(
 ) -> None:
     """Read a corpus into a source manifest (or a release into protocol rows); print counts and errors."""
     if corpus in RELEASE_NAMES:
-        ingest_release(corpus, path, output, protocol_dir, jobs,
+        ingest_release(corpus, path, output, protocol_dir, jobs, force,
                        dict(unseen_real=tuple(unseen_real or ()), metadata_dir=metadata_dir, lists_dir=lists_dir, balance=balance,
                             mic=mic, labels=labels, corpus=name, language=language, split=split,
                             bonafide_only=bonafide_only or None, partition=tuple(partition or ()),
@@ -172,6 +185,7 @@ def ingest(
         flags = ", ".join({"corpus": "--name", "declared_labels": "--label"}.get(k, f"--{k.replace('_', '-')}") for k in wrong)
         raise typer.BadParameter(f"{flags} does not apply to {corpus}", param_hint="options")
     checks = {"header_only": header_only} if min_seconds is None else {"header_only": header_only, "min_seconds": min_seconds}
+    refuse_existing(output, force, "manifest")  # after the argument checks, before any reading
     try:
         with read_options(**checks):
             df = reader(path, num_jobs=jobs, **given)
@@ -197,7 +211,7 @@ def demo_corpus(
     asvspoof2019_la: int = typer.Option(0, "--asvspoof2019-la", min=0, help="also write an ASVspoof 2019 LA tree: eval partition of N bona fide + N spoofs"),
     in_the_wild: int = typer.Option(0, "--in-the-wild", min=0, help="also write an In-the-Wild tree of N bona fide + N spoofs"),
     ingest: bool = typer.Option(False, "--ingest", help="also write <dir>/manifests/<corpus>.parquet"),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="threads probing and hashing files (with --ingest)"),
+    jobs: int = typer.Option(DEFAULT_JOBS, "--jobs", "-j", min=1, help="threads probing and hashing files (with --ingest; default: CPU count, at most 8)"),
 ) -> None:
     """Write the seeded synthetic demo corpus (VCTK and AISHELL-3 layouts, optionally NCSSD,
     ASVspoof 2019 LA and In-the-Wild), optionally ingest it."""

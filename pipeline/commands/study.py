@@ -19,7 +19,7 @@ def study(
     """Run the study of a recipe: Tables 3-6 (CSV + Markdown), plots, report.html, results.json."""
     import logging
 
-    from train.study import run_study_from_recipe
+    from train.study import load_study_config, run_study
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -31,7 +31,12 @@ def study(
         batch_size=batch_size,
         plots=False if no_plots else None,
     )
-    result = run_study_from_recipe(recipe, **overrides)
+    try:  # recipe mistakes are one line, before any work starts
+        config = load_study_config(recipe, **overrides)
+    except (ValueError, FileNotFoundError) as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
+    result = run_study(config)
     if result.results.get("random_weights"):
         typer.secho("WARNING: made with seeded random weights; the numbers say nothing about the real codecs.",
                     fg=typer.colors.RED, bold=True, err=True)

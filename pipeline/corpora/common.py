@@ -188,12 +188,23 @@ def map_rows(fn: Callable[[Pending], dict], items: Sequence[Pending], num_jobs: 
     Threads suffice: hashing and decoding release the GIL, and a pool of threads needs no
     pickling of rows. Order is kept.
     """
+    from manifests.progress import Progress
+
     if num_jobs < 1:
         raise ValueError(f"num_jobs must be >= 1, got {num_jobs}")
-    if num_jobs == 1 or len(items) < 2:
-        return [fn(i) for i in items]
-    with ThreadPoolExecutor(max_workers=num_jobs) as pool:
-        return list(pool.map(fn, items, chunksize=16))
+    out: list[dict] = []
+    # A bar on a terminal, a line every 30 s in logs; tiny listings (tests, the demo) stay quiet.
+    with Progress(len(items), "ingest: read audio", unit="files", enabled=len(items) >= 20) as bar:
+        if num_jobs == 1 or len(items) < 2:
+            for item in items:
+                out.append(fn(item))
+                bar.update()
+            return out
+        with ThreadPoolExecutor(max_workers=num_jobs) as pool:
+            for row in pool.map(fn, items, chunksize=16):
+                out.append(row)
+                bar.update()
+    return out
 
 
 def dedupe_ids(rows: list[dict]) -> list[dict]:
