@@ -36,6 +36,7 @@ import json
 import logging
 import math
 import os
+import stat
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -186,6 +187,8 @@ class ShardWriter:
         base["status"] = [str(s) for s in result["status"]]
         base["error"] = [str(e) for e in result["error"]]
         base["created_at"] = pd.to_datetime(np.floor(np.asarray(result["created_at"], dtype=np.float64)), unit="s", utc=True)
+        if "file_bytes" in result:  # the written file's size, so resume can check it without hashing
+            base["extra"] = [_with_file_bytes(e, int(b)) for e, b in zip(base["extra"], result["file_bytes"])]
         return base
 
     def add(self, result: Mapping[str, Any]) -> pd.DataFrame:
@@ -216,6 +219,30 @@ class ShardWriter:
         self.buffer, self.buffered = [], 0
         self.written.append(path)
         return path
+
+
+def _with_file_bytes(extra: Any, size: int) -> Any:
+    """``extra`` JSON plus ``"file_bytes": size`` (unchanged when no file was written)."""
+    if size < 0:
+        return extra
+    try:
+        data = json.loads(extra) if extra else {}
+    except (TypeError, ValueError):
+        data = {"source_extra": extra}
+    if not isinstance(data, dict):
+        data = {"source_extra": data}
+    data["file_bytes"] = size
+    return json.dumps(data, sort_keys=True, ensure_ascii=False)
+
+
+def file_bytes_of(extra: Any) -> int | None:
+    """The output size a row's ``extra`` records (None for rows written before sizes were recorded)."""
+    try:
+        data = json.loads(extra) if extra else {}
+        size = data.get("file_bytes") if isinstance(data, dict) else None
+        return int(size) if size is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def compact_shards(dataset_dir: Path, rows: pd.DataFrame, old: list[Path]) -> Path:
@@ -270,11 +297,15 @@ def precision_of(extra: Any) -> str:
 
 
 def completed(plan: pd.DataFrame, existing: pd.DataFrame, weights: Mapping[str, str | None], jobs: int = 8,
-              expected_ids: Mapping[str, str] | None = None) -> np.ndarray:
-    """Boolean mask over ``plan``: items already done (ok row, file present, sha256 matches,
-    planned sample rate, compatible weights, same run options). ``expected_ids``: the weights id
-    each variant will run with, where known (see :func:`_weights_compatible`). Files are hashed
-    in ``jobs`` threads."""
+              expected_ids: Mapping[str, str] | None = None, verify: bool = False) -> np.ndarray:
+    """Boolean mask over ``plan``: items already done (ok row, file present, planned sample rate,
+    compatible weights, same run options, and the file unchanged). ``expected_ids``: the weights
+    id each variant will run with, where known (see :func:`_weights_compatible`).
+
+    "Unchanged" is checked fast by default: the file's size equals the ``file_bytes`` its row
+    records (a stat, no read; a truncated or rewritten-at-another-size file is redone). With
+    ``verify`` (and for rows that record no size) the file is re-hashed against the row's sha256,
+    which also catches a same-size corruption. Files are checked in ``jobs`` threads."""
     expected_ids = expected_ids or {}
     if len(existing) == 0 or len(plan) == 0:
         return np.zeros(len(plan), dtype=bool)
@@ -292,18 +323,22 @@ def completed(plan: pd.DataFrame, existing: pd.DataFrame, weights: Mapping[str, 
         & np.array([run_options_of(a) == run_options_of(b) for a, b in zip(m["extra"], m["extra_row"])], dtype=bool)
     )
     m = m[keep]
-    cand = list(zip(m["_i"], m["out_path"], m["sha256"]))
+    sizes = [None] * len(m) if verify else [file_bytes_of(e) for e in m["extra_row"]]
+    cand = list(zip(m["_i"], m["out_path"], m["sha256"], sizes))
 
     def check(item) -> bool:
-        _, path, sha = item
+        _, path, sha, size = item
         try:
+            if size is not None:
+                st = os.stat(path)
+                return stat.S_ISREG(st.st_mode) and st.st_size == size
             return os.path.isfile(path) and sha256_file(path) == sha
         except OSError:
             return False
 
     mask = np.zeros(len(plan), dtype=bool)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for (i, _, _), ok in zip(cand, pool.map(check, cand)):
+        for (i, *_), ok in zip(cand, pool.map(check, cand, chunksize=256)):
             mask[i] = ok
     return mask
 
@@ -697,7 +732,8 @@ def run_generation(
     old_shards = sorted(shards_dir(dataset_dir).glob("*.parquet"))
     weights = {s.id: config.weights_for(s) for s in config.variants}
     if resume:
-        done_mask = completed(plan, read_shards(dataset_dir), weights, expected_ids=weights_ids) & ~refused
+        done_mask = completed(plan, read_shards(dataset_dir), weights, expected_ids=weights_ids,
+                              verify=config.verify) & ~refused
     else:
         done_mask = np.zeros(len(plan), dtype=bool)
     removed = remove_stale_temp_files(dataset_dir)
@@ -813,6 +849,7 @@ def failed_result(utt_ids: np.ndarray, errors: list[str]) -> dict:
         "duration_s": np.full(n, np.nan), "sha256": np.full(n, "", dtype=object),
         "weights_id": np.full(n, "", dtype=object), "status": np.full(n, "failed", dtype=object),
         "error": np.asarray(errors, dtype=object), "created_at": np.full(n, time.time()),
+        "file_bytes": np.full(n, -1, dtype=np.int64),
     }
 
 
