@@ -37,7 +37,7 @@ def test_resume_skips_done_and_redoes_the_rest(tmp_path):
     assert df["utt_id"].is_unique and len(df) == 10
     assert dict(zip(df["utt_id"], df["sha256"])) == ref["sha256"].to_dict()  # same bytes as the first run
     assert not (ds / "audio" / ".leftover.flac.tmp").exists()
-    assert len(list((ds / "manifests" / "shards").glob("*.parquet"))) == 1  # compacted
+    assert len(list((ds / ".ncst" / "shards").glob("*.parquet"))) == 1  # compacted
 
     # Another output rate is another file: nothing is skipped. --no-resume redoes everything.
     assert run_generation(_config(src, sample_rate=8000), tmp_path / "o", executor="local", quiet=True).skipped == 0
@@ -51,7 +51,7 @@ def test_resume_skips_done_and_redoes_the_rest(tmp_path):
 def test_unreadable_shard_is_ignored(tmp_path):
     src = make_source(tmp_path, n=3)
     s = run_generation(_config(src), tmp_path / "o", executor="local", quiet=True)
-    (s.dataset_dir / "manifests" / "shards" / "99999999999999999999-1-000001.parquet").write_bytes(b"PAR1 half written")
+    (s.dataset_dir / ".ncst" / "shards" / "99999999999999999999-1-000001.parquet").write_bytes(b"PAR1 half written")
     assert len(read_shards(s.dataset_dir)) == 3
     assert run_generation(_config(src), tmp_path / "o", executor="local", quiet=True).skipped == 3
 
@@ -73,7 +73,7 @@ def test_killed_driver_then_resume(tmp_path):
     recipe = write_recipe(tmp_path / "recipe.yaml", [src], batch_size=2, shard_rows=2, node_ip=RAY_IP, temp_dir=temp,
                           num_cpus=2)
     dataset = tmp_path / "out" / "dataset"
-    shards = dataset / "manifests" / "shards"
+    shards = dataset / ".ncst" / "shards"
     cmd = [sys.executable, "-m", "pipeline.cli", "generate", str(recipe)]
     log = open(tmp_path / "first.log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
@@ -167,3 +167,34 @@ def test_rows_without_recorded_size_are_hashed(tmp_path):
     open(out, "wb").write(bytes(data))
     mask = completed(plan, rows, weights)
     assert not mask[0] and mask[1:].all()
+
+
+def test_manifests_folder_holds_only_the_merged_manifest_and_old_layout_resumes(tmp_path):
+    """Work state lives in .ncst/; a dataset with the old layout (manifests/shards) still resumes."""
+    import os
+
+    import pandas as pd
+    import pyarrow.dataset as pads
+
+    from manifests import card_text
+
+    src = make_source(tmp_path, n=5, corrupt=1)
+    first = run_generation(_config(src), tmp_path / "o", executor="local", quiet=True)
+    ds = first.dataset_dir
+    assert sorted(os.listdir(ds / "manifests")) == ["fake.parquet"]
+    assert (ds / ".ncst" / "attempts.jsonl").is_file()
+    ref = read_manifest(first.manifest, validate=True)
+    assert len(pd.read_parquet(ds / "manifests")) == len(ref) == 6
+    assert pads.dataset(ds / "manifests").count_rows() == 6
+    assert (ds / "README.md").read_text() == card_text(ref, "ncst dataset")  # the card of the whole manifest
+
+    # The old layout: shards and the attempts ledger under manifests/.
+    (ds / "manifests" / "shards").mkdir()
+    for p in (ds / ".ncst" / "shards").glob("*.parquet"):
+        p.rename(ds / "manifests" / "shards" / p.name)
+    (ds / ".ncst" / "attempts.jsonl").rename(ds / "manifests" / "attempts.jsonl")
+    again = run_generation(_config(src), tmp_path / "o", executor="local", quiet=True)
+    assert (again.skipped, again.done, again.failed) == (5, 0, 1)
+    assert sorted(os.listdir(ds / "manifests")) == ["fake.parquet"]
+    assert len(list((ds / ".ncst" / "shards").glob("*.parquet"))) == 1
+    assert _ids_sha(again.manifest)[0] == dict(zip(ref["utt_id"], ref["sha256"]))
