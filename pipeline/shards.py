@@ -411,20 +411,31 @@ def completed(plan: pd.DataFrame, existing: pd.DataFrame, weights: Mapping[str, 
     sizes = [None] * len(m) if verify else [file_bytes_of(e) for e in m["extra_row"]]
     cand = list(zip(m["_i"], m["out_path"], m["sha256"], sizes))
 
-    def check(item) -> bool:
-        _, path, sha, size = item
+    def same_size(path: str, size: int) -> bool:
         try:
-            if size is not None:
-                st = os.stat(path)
-                return stat.S_ISREG(st.st_mode) and st.st_size == size
+            st = os.stat(path)
+        except OSError:
+            return False
+        return stat.S_ISREG(st.st_mode) and st.st_size == size
+
+    def same_hash(item) -> bool:
+        _, path, sha, _ = item
+        try:
             return os.path.isfile(path) and sha256_file(path) == sha
         except OSError:
             return False
 
     mask = np.zeros(len(plan), dtype=bool)
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for (i, *_), ok in zip(cand, pool.map(check, cand, chunksize=256)):
-            mask[i] = ok
+    to_hash = []
+    for item in cand:  # a stat is cheaper than handing it to a thread
+        if item[3] is None:
+            to_hash.append(item)
+        else:
+            mask[item[0]] = same_size(item[1], item[3])
+    if to_hash:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            for (i, *_), ok in zip(to_hash, pool.map(same_hash, to_hash)):
+                mask[i] = ok
     return mask
 
 
