@@ -89,13 +89,13 @@ print("RESULT " + json.dumps({"items": len(plan)}))
 """ % (SHARD_ROWS, SHARD_ROWS)
 
 DRIVER = COMMON + r"""
-from pipeline.shards import completed, merge_shards, read_shards
+from pipeline.shards import RESUME_COLUMNS, completed, merge_shards, read_shards
 out = {"base_mib": peak()}
 t = time.perf_counter()
 plan = make_plan([src], variants, ds, run_options=options)
 out["plan_s"] = time.perf_counter() - t; out["plan_mib"] = peak()
 t = time.perf_counter()
-mask = completed(plan, read_shards(ds), {v.id: "random:0" for v in variants})
+mask = completed(plan, read_shards(ds, RESUME_COLUMNS), {v.id: "random:0" for v in variants})
 out["skip_s"] = time.perf_counter() - t; out["skip_mib"] = peak(); out["done"] = int(mask.sum())
 t = time.perf_counter()
 plan_ids = {v.id: plan.loc[plan["variant"] == v.id, "utt_id"] for v in variants}

@@ -53,6 +53,7 @@ from pipeline.predictor import Predictor, decode_batch, write_batch
 from pipeline.recipe import GenerateConfig, Recipe, VariantSpec, load_recipe
 from pipeline.shards import (  # noqa: F401  (resume-state names, re-exported for callers and tests)
     MAX_ATTEMPTS,
+    RESUME_COLUMNS,
     AttemptLog,
     ShardWriter,
     VariantCounts,
@@ -467,7 +468,7 @@ def run_generation(
     shards_dir(dataset_dir).mkdir(parents=True, exist_ok=True)
     weights = {s.id: config.weights_for(s) for s in config.variants}
     if resume:
-        done_mask = completed(plan, read_shards(dataset_dir), weights, expected_ids=weights_ids,
+        done_mask = completed(plan, read_shards(dataset_dir, RESUME_COLUMNS), weights, expected_ids=weights_ids,
                               verify=config.verify) & ~refused
     else:
         done_mask = np.zeros(len(plan), dtype=bool)

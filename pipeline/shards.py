@@ -92,16 +92,22 @@ def migrate_old_layout(dataset_dir: Path) -> list[str]:
     return moved
 
 
-def read_shards(dataset_dir: Path) -> pd.DataFrame:
-    """Every shard row, oldest shard first; unreadable shards (a run killed mid-write) are skipped."""
+# The shard columns resume needs (:func:`completed`): what the skip-list reads, not whole rows.
+RESUME_COLUMNS = ("utt_id", "path", "status", "sha256", "sample_rate", "weights_id", "extra")
+
+
+def read_shards(dataset_dir: Path, columns: Iterable[str] | None = None) -> pd.DataFrame:
+    """Every shard row (only ``columns``, when given), oldest shard first; unreadable shards (a run
+    killed mid-write) are skipped."""
     frames = []
     for path in sorted(shards_dir(dataset_dir).glob("*.parquet")):
         try:
-            frames.append(read_manifest(path))
+            frames.append(read_manifest(path) if columns is None else
+                          pq.read_table(path, columns=list(columns)).to_pandas())
         except Exception as exc:
             log.warning("skipping unreadable shard %s (%s)", path, exc)
     if not frames:
-        return pd.DataFrame(columns=list(COLUMN_NAMES))
+        return pd.DataFrame(columns=list(COLUMN_NAMES if columns is None else columns))
     return pd.concat(frames, ignore_index=True)
 
 
