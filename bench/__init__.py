@@ -14,7 +14,7 @@ from pathlib import Path
 from bench.common import BenchOptions, BenchResult, machine_info
 
 # Run order of `python -m bench` (cheapest first, so a failure shows early).
-BENCHES: tuple[str, ...] = ("train_step", "feature_cache", "ray_overhead", "memory", "precision", "gen_vs_loop", "gen_vs_floor")
+BENCHES: tuple[str, ...] = ("train_step", "feature_cache", "scale", "ray_overhead", "memory", "precision", "gen_vs_loop", "gen_vs_floor")
 
 
 def run_bench(name: str, opts: BenchOptions | None = None) -> BenchResult:

@@ -3,15 +3,16 @@
 Layout written under ``<output_dir>/dataset``::
 
     audio/<variant>/<speaker>/<source_utt_id>.flac
-    manifests/shards/<time_ns>-<pid>-<n>.parquet   rows as they finish (resume state)
-    manifests/fake.parquet                         the merged fake manifest (kind "fake")
-    README.md                                      the dataset card
+    manifests/fake.parquet                 the merged fake manifest (kind "fake"), the folder's only file
+    README.md                              the dataset card
+    .ncst/shards/<time_ns>-<pid>-<n>.parquet   rows as they finish (resume state; see pipeline.shards)
+    .ncst/attempts.jsonl                   items handed to the in-process model (AttemptLog)
 
 How a run goes (:func:`run_generation`):
 
 1. plan every (usable source utterance x variant) item (:func:`pipeline.plan.make_plan`);
-2. with ``resume``, skip items whose newest shard row is ``ok``, whose file exists and hashes to
-   the recorded sha256, at the planned sample rate, with compatible weights and the same run
+2. with ``resume``, skip items whose newest shard row is ``ok``, whose file exists with the size the
+   row records (``verify``: hashes to the recorded sha256), at the planned sample rate, with compatible weights and the same run
    options (precision, batch mode, executor, thread count); items the plan refused (too long,
    too short, outside the root, changed) become failed rows without running; in-process, items
    that were in the model when a process died run one at a time, and fail after
@@ -24,15 +25,14 @@ How a run goes (:func:`run_generation`):
    killed run loses at most one shard of rows (their files are simply redone). On Ray, a batch
    whose actor dies is retried a bounded number of times; then the items left run one per task
    (:func:`run_ray_isolated`), so an item that kills its worker fails alone;
-4. merge the shards (newest row per item wins), write ``fake.parquet`` and the card, compact the
-   shards into one, print a summary.
+4. merge the shards one variant at a time (newest row per item wins), stream ``fake.parquet``
+   and the compacted shard through ``ParquetWriter``, write the card, print a summary.
 
 Two drivers must not write the same dataset folder at the same time.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -45,14 +45,30 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
-from manifests import read_manifest, sha256_file, write_card, write_manifest
-from manifests.schema import COLUMN_NAMES
+from manifests import write_card
 from pipeline.allocator import malloc_env, tune_malloc
-from pipeline.plan import RUN_OPTION_DEFAULTS, make_plan
+from pipeline.plan import make_plan
 from pipeline.predictor import Predictor, decode_batch, write_batch
 from pipeline.recipe import GenerateConfig, Recipe, VariantSpec, load_recipe
+from pipeline.shards import (  # noqa: F401  (resume-state names, re-exported for callers and tests)
+    MAX_ATTEMPTS,
+    RESUME_COLUMNS,
+    AttemptLog,
+    ShardWriter,
+    VariantCounts,
+    completed,
+    file_bytes_of,
+    merge_shards,
+    migrate_old_layout,
+    newest_rows,
+    precision_of,
+    read_shards,
+    remove_stale_temp_files,
+    run_options_of,
+    shards_dir,
+    work_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +81,6 @@ class GenerateError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- summary
-@dataclass
-class VariantCounts:
-    planned: int = 0
-    skipped: int = 0
-    done: int = 0
-    failed: int = 0
-    audio_s: float = 0.0  # ok audio written by this run, seconds
-
-
 @dataclass
 class GenerateSummary:
     """What a run did. ``done``/``failed``/``audio_s`` count this run only; ``skipped`` were resumed."""
@@ -130,245 +137,6 @@ def print_summary(summary: GenerateSummary, console: Any = None) -> None:
         console.print(f"[red]errors (first {len(summary.errors)}):[/red]")
         for e in summary.errors:
             console.print(f"  {e}", markup=False, highlight=False)
-
-
-# ----------------------------------------------------------------------------- shards
-def shards_dir(dataset_dir: Path) -> Path:
-    return Path(dataset_dir) / "manifests" / "shards"
-
-
-def read_shards(dataset_dir: Path) -> pd.DataFrame:
-    """Every shard row, oldest shard first; unreadable shards (a run killed mid-write) are skipped."""
-    frames = []
-    for path in sorted(shards_dir(dataset_dir).glob("*.parquet")):
-        try:
-            frames.append(read_manifest(path))
-        except Exception as exc:
-            log.warning("skipping unreadable shard %s (%s)", path, exc)
-    if not frames:
-        return pd.DataFrame(columns=list(COLUMN_NAMES))
-    return pd.concat(frames, ignore_index=True)
-
-
-def newest_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """The last row of each ``utt_id`` (shards are read oldest first, rows in write order)."""
-    return rows.drop_duplicates("utt_id", keep="last").reset_index(drop=True)
-
-
-class ShardWriter:
-    """Turn result batches into manifest rows and append them as parquet shards of ``shard_rows``."""
-
-    def __init__(self, plan: pd.DataFrame, dataset_dir: Path, shard_rows: int):
-        self.plan = plan.set_index("utt_id", drop=False)
-        self.dataset_dir = Path(dataset_dir)
-        self.dir = shards_dir(dataset_dir)
-        self.shard_rows = int(shard_rows)
-        self.buffer: list[pd.DataFrame] = []
-        self.buffered = 0
-        self.written: list[Path] = []
-        self.seen: set[str] = set()
-        self.counts: dict[str, VariantCounts] = {}
-        self.errors: list[str] = []
-        self._seq = 0
-
-    def rows(self, result: Mapping[str, Any]) -> pd.DataFrame:
-        """Manifest rows for one result batch (:data:`pipeline.predictor.RESULT_KEYS` columns)."""
-        ids = [str(u) for u in result["utt_id"]]
-        base = self.plan.loc[ids, list(COLUMN_NAMES)].reset_index(drop=True).copy()
-        sr = np.asarray(result["sample_rate"], dtype=np.int64)
-        ns = np.asarray(result["num_samples"], dtype=np.int64)
-        base["sample_rate"] = pd.array([None if s < 0 else int(s) for s in sr], dtype="Int32")
-        base["num_samples"] = pd.array([None if s < 0 else int(s) for s in ns], dtype="Int64")
-        dur = np.asarray(result["duration_s"], dtype=np.float64)
-        base["duration_s"] = [None if math.isnan(d) else float(d) for d in dur]
-        base["sha256"] = [str(s) or None for s in result["sha256"]]
-        base["weights_id"] = [str(w) for w in result["weights_id"]]
-        base["status"] = [str(s) for s in result["status"]]
-        base["error"] = [str(e) for e in result["error"]]
-        base["created_at"] = pd.to_datetime(np.floor(np.asarray(result["created_at"], dtype=np.float64)), unit="s", utc=True)
-        return base
-
-    def add(self, result: Mapping[str, Any]) -> pd.DataFrame:
-        rows = self.rows(result)
-        for vid, status, dur, err in zip(rows["variant"], rows["status"], rows["duration_s"], rows["error"]):
-            c = self.counts.setdefault(vid, VariantCounts())
-            if status == "ok":
-                c.done += 1
-                c.audio_s += float(dur or 0.0)
-            else:
-                c.failed += 1
-                if len(self.errors) < 10:
-                    self.errors.append(err)
-        self.seen.update(rows["utt_id"])
-        self.buffer.append(rows)
-        self.buffered += len(rows)
-        if self.buffered >= self.shard_rows:
-            self.flush()
-        return rows
-
-    def flush(self) -> Path | None:
-        if not self.buffer:
-            return None
-        df = pd.concat(self.buffer, ignore_index=True)
-        self._seq += 1
-        path = self.dir / f"{time.time_ns():020d}-{os.getpid()}-{self._seq:06d}.parquet"
-        write_manifest(df, path, kind="fake", root=self.dataset_dir)
-        self.buffer, self.buffered = [], 0
-        self.written.append(path)
-        return path
-
-
-def compact_shards(dataset_dir: Path, rows: pd.DataFrame, old: list[Path]) -> Path:
-    """Write ``rows`` (newest per item) as one shard, then remove the ``old`` shards it replaces.
-
-    A single shard already holds exactly ``rows`` and is kept as it is. The rows were validated
-    when their shards were written, so they are not validated again here."""
-    if len(old) == 1:
-        try:
-            same = len(rows) == pq.ParquetFile(old[0]).metadata.num_rows
-        except Exception:  # unreadable: replace it
-            same = False
-        if same:
-            return old[0]
-    path = shards_dir(dataset_dir) / f"{time.time_ns():020d}-{os.getpid()}-compact.parquet"
-    write_manifest(rows, path, kind="fake", root=dataset_dir, validate=False)
-    for p in old:
-        if p != path:
-            p.unlink(missing_ok=True)
-    return path
-
-
-# ----------------------------------------------------------------------------- resume
-def _weights_compatible(row_weights: str, spec: str | None, expected: str | None = None) -> bool:
-    """A row made with ``row_weights`` can stand for a run asking for weights ``spec``.
-
-    ``expected`` is the run's own weights id when it could be resolved here (checkpoint sha256):
-    then only rows made with the very same files count. Without it (weights that live on remote
-    Ray workers), any official-weights row counts.
-    """
-    if spec is not None and spec.startswith("random"):
-        return row_weights == spec
-    if expected is not None:
-        return row_weights == expected
-    return not str(row_weights).startswith("random")
-
-
-def run_options_of(extra: Any) -> dict[str, str]:
-    """The run options (precision, batch mode) a row's ``extra`` JSON records; absent = default."""
-    try:
-        data = json.loads(extra) if extra else {}
-    except (TypeError, ValueError):
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
-    return {k: str(data.get(k, default)) for k, default in RUN_OPTION_DEFAULTS.items()}
-
-
-def precision_of(extra: Any) -> str:
-    """The forward precision a row's ``extra`` JSON records (rows without one were fp32)."""
-    return run_options_of(extra)["precision"]
-
-
-def completed(plan: pd.DataFrame, existing: pd.DataFrame, weights: Mapping[str, str | None], jobs: int = 8,
-              expected_ids: Mapping[str, str] | None = None) -> np.ndarray:
-    """Boolean mask over ``plan``: items already done (ok row, file present, sha256 matches,
-    planned sample rate, compatible weights, same run options). ``expected_ids``: the weights id
-    each variant will run with, where known (see :func:`_weights_compatible`). Files are hashed
-    in ``jobs`` threads."""
-    expected_ids = expected_ids or {}
-    if len(existing) == 0 or len(plan) == 0:
-        return np.zeros(len(plan), dtype=bool)
-    last = newest_rows(existing)[["utt_id", "path", "status", "sha256", "sample_rate", "weights_id", "extra"]]
-    items = plan[["utt_id", "variant", "path", "out_path", "output_sample_rate", "extra"]].reset_index(drop=True)
-    items["_i"] = np.arange(len(items))
-    m = items.merge(last, on="utt_id", how="inner", suffixes=("", "_row"))
-    rate = pd.to_numeric(m["sample_rate"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    keep = (
-        (m["status"] == "ok").to_numpy(dtype=bool)
-        & (m["sha256"].fillna("").astype(str) != "").to_numpy(dtype=bool)
-        & (rate == m["output_sample_rate"].to_numpy(dtype=float))
-        & (m["path_row"] == m["path"]).to_numpy(dtype=bool)
-        & np.array([_weights_compatible(str(w), weights.get(v), expected_ids.get(v)) for w, v in zip(m["weights_id"], m["variant"])], dtype=bool)
-        & np.array([run_options_of(a) == run_options_of(b) for a, b in zip(m["extra"], m["extra_row"])], dtype=bool)
-    )
-    m = m[keep]
-    cand = list(zip(m["_i"], m["out_path"], m["sha256"]))
-
-    def check(item) -> bool:
-        _, path, sha = item
-        try:
-            return os.path.isfile(path) and sha256_file(path) == sha
-        except OSError:
-            return False
-
-    mask = np.zeros(len(plan), dtype=bool)
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for (i, _, _), ok in zip(cand, pool.map(check, cand)):
-            mask[i] = ok
-    return mask
-
-
-def remove_stale_temp_files(dataset_dir: Path) -> int:
-    """Delete ``.*.tmp`` files an interrupted atomic write left under ``audio/``; returns how many."""
-    n = 0
-    audio = Path(dataset_dir) / "audio"
-    if audio.is_dir():
-        for p in audio.rglob(".*.tmp"):
-            p.unlink(missing_ok=True)
-            n += 1
-    return n
-
-
-# ----------------------------------------------------------------------------- attempts
-# Model passes an item may die in (with the process that ran it) before it is failed for good.
-MAX_ATTEMPTS = 2
-
-
-class AttemptLog:
-    """``manifests/attempts.jsonl``: which items the in-process model was handed, and which came back.
-
-    Before a batch goes into the model the driver appends ``{"start": [ids]}``, after it returns
-    ``{"done": [ids]}`` (each line flushed to disk). An item whose starts since its last ``done``
-    are unanswered was in the model when the process died (out of memory, a segfault): a resume
-    runs such items one at a time, so a culprit dies alone and its batch-mates finish, and fails an
-    item once it has died :data:`MAX_ATTEMPTS` times, so resume never loops on it. Delete the file
-    (or run without resume) to try such items again, e.g. on a machine with more memory.
-    """
-
-    def __init__(self, dataset_dir: Path):
-        self.path = Path(dataset_dir) / "manifests" / "attempts.jsonl"
-
-    def _append(self, key: str, ids) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({key: [str(u) for u in ids]}) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-
-    def start(self, ids) -> None:
-        self._append("start", ids)
-
-    def done(self, ids) -> None:
-        self._append("done", ids)
-
-    def unanswered(self) -> dict[str, int]:
-        """Per item, the model passes it started since it last came back (0 for items not listed)."""
-        count: dict[str, int] = {}
-        if not self.path.is_file():
-            return count
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:  # the last line of a process killed mid-write
-                continue
-            for u in rec.get("start", ()):
-                count[u] = count.get(u, 0) + 1
-            for u in rec.get("done", ()):
-                count.pop(u, None)
-        return count
-
-    def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- executors
@@ -693,11 +461,15 @@ def run_generation(
     if any(skipped_src.values()):
         console.print(f"source rows not planned: {skipped_src['not_ok']} not ok, {skipped_src['fake']} not real audio",
                       highlight=False)
+    moved = migrate_old_layout(dataset_dir)
+    if moved:
+        console.print(f"moved the work state of an older layout into {work_dir(dataset_dir)}: {len(moved)} file(s)",
+                      markup=False, highlight=False)
     shards_dir(dataset_dir).mkdir(parents=True, exist_ok=True)
-    old_shards = sorted(shards_dir(dataset_dir).glob("*.parquet"))
     weights = {s.id: config.weights_for(s) for s in config.variants}
     if resume:
-        done_mask = completed(plan, read_shards(dataset_dir), weights, expected_ids=weights_ids) & ~refused
+        done_mask = completed(plan, read_shards(dataset_dir, RESUME_COLUMNS), weights, expected_ids=weights_ids,
+                              verify=config.verify) & ~refused
     else:
         done_mask = np.zeros(len(plan), dtype=bool)
     removed = remove_stale_temp_files(dataset_dir)
@@ -771,18 +543,15 @@ def run_generation(
 
             ray.shutdown()
 
-    # Merge: newest row per item; the manifest holds the plan's items, the compacted shard all.
-    all_rows = newest_rows(read_shards(dataset_dir))
-    merged = all_rows[all_rows["utt_id"].isin(set(plan["utt_id"]))]
-    order = {u: i for i, u in enumerate(plan["utt_id"])}
-    merged = merged.assign(_o=merged["utt_id"].map(order)).sort_values("_o").drop(columns="_o").reset_index(drop=True)
-    manifest = write_manifest(merged, dataset_dir / "manifests" / "fake.parquet", kind="fake", root=dataset_dir)
-    card = write_card(merged, dataset_dir, title=name)
-    compact_shards(dataset_dir, all_rows, old_shards + writer.written)
+    # Merge, one variant at a time: newest row per item; the manifest holds the plan's items in
+    # plan order, the compacted shard every item the shards hold.
+    plan_ids = {spec.id: plan.loc[plan["variant"] == spec.id, "utt_id"] for spec in config.variants}
+    merged = merge_shards(dataset_dir, plan_ids, dataset_dir / "manifests" / "fake.parquet")
+    manifest = merged.manifest
+    card = write_card(merged.card_frame, dataset_dir, title=name)
 
     for vid, c in writer.counts.items():
         counts[vid].done, counts[vid].failed, counts[vid].audio_s = c.done, c.failed, c.audio_s
-    ok = merged[merged["status"] == "ok"]
     summary = GenerateSummary(
         dataset_dir=dataset_dir,
         manifest=manifest,
@@ -792,10 +561,10 @@ def run_generation(
         skipped=int(done_mask.sum()),
         done=sum(c.done for c in counts.values()),
         failed=sum(c.failed for c in counts.values()),
-        missing=len(plan) - len(merged),
+        missing=len(plan) - merged.rows,
         audio_s=sum(c.audio_s for c in counts.values()),
-        total_ok=len(ok),
-        total_audio_s=float(ok["duration_s"].fillna(0).sum()),
+        total_ok=merged.ok,
+        total_audio_s=merged.ok_audio_s,
         elapsed_s=elapsed,
         per_variant=counts,
         errors=writer.errors,
@@ -813,6 +582,7 @@ def failed_result(utt_ids: np.ndarray, errors: list[str]) -> dict:
         "duration_s": np.full(n, np.nan), "sha256": np.full(n, "", dtype=object),
         "weights_id": np.full(n, "", dtype=object), "status": np.full(n, "failed", dtype=object),
         "error": np.asarray(errors, dtype=object), "created_at": np.full(n, time.time()),
+        "file_bytes": np.full(n, -1, dtype=np.int64),
     }
 
 

@@ -36,7 +36,10 @@ from pipeline.audio_io import encode_audio, load_audio, resample
 log = logging.getLogger(__name__)
 
 # Columns every finished batch has (one value per item); see :func:`write_batch`.
-RESULT_KEYS = ("utt_id", "sample_rate", "num_samples", "duration_s", "sha256", "weights_id", "status", "error", "created_at")
+# ``file_bytes``: size of the written file (-1 when none), recorded in the row's extra so resume
+# can check an item by its size without re-hashing it.
+RESULT_KEYS = ("utt_id", "sample_rate", "num_samples", "duration_s", "sha256", "weights_id", "status", "error", "created_at",
+               "file_bytes")
 STAGES = ("all", "model")
 
 
@@ -115,7 +118,7 @@ def write_batch(batch: Mapping[str, Any], *, audio_format: str = "flac") -> dict
     weights = [str(w) for w in _column(batch, "weights_id", n, "")]
     res = {k: [] for k in RESULT_KEYS}
     for i, (uid, path) in enumerate(zip(_column(batch, "utt_id", n), _column(batch, "out_path", n))):
-        sr, ns, dur, sha = -1, -1, float("nan"), ""
+        sr, ns, dur, sha, size = -1, -1, float("nan"), "", -1
         if not errors[i]:
             try:
                 y = _bytes_to_floats(outputs[i])
@@ -123,7 +126,7 @@ def write_batch(batch: Mapping[str, Any], *, audio_format: str = "flac") -> dict
                 y = resample(y, int(codec_rates[i]), rate)
                 data = encode_audio(y, rate, audio_format)
                 write_bytes_atomic(path, data)
-                sr, ns, dur, sha = rate, int(len(y)), len(y) / rate, sha256_bytes(data)
+                sr, ns, dur, sha, size = rate, int(len(y)), len(y) / rate, sha256_bytes(data), len(data)
             except Exception as exc:
                 errors[i] = f"{path}: cannot write output ({type(exc).__name__}: {exc})"
         res["utt_id"].append(str(uid))
@@ -135,6 +138,7 @@ def write_batch(batch: Mapping[str, Any], *, audio_format: str = "flac") -> dict
         res["status"].append("failed" if errors[i] else "ok")
         res["error"].append(errors[i])
         res["created_at"].append(time.time())
+        res["file_bytes"].append(size)
     return {
         "utt_id": np.asarray(res["utt_id"], dtype=object),
         "sample_rate": np.asarray(res["sample_rate"], dtype=np.int64),
@@ -145,6 +149,7 @@ def write_batch(batch: Mapping[str, Any], *, audio_format: str = "flac") -> dict
         "status": np.asarray(res["status"], dtype=object),
         "error": np.asarray(res["error"], dtype=object),
         "created_at": np.asarray(res["created_at"], dtype=np.float64),
+        "file_bytes": np.asarray(res["file_bytes"], dtype=np.int64),
     }
 
 

@@ -39,6 +39,7 @@ section; ``protocol:``, ``train:`` and ``study:`` belong to their own stages and
       chunk_overlap_seconds: 0.5  # overlap by this much, cross-faded with linear ramps; marked in extra
       allow_outside_root: false  # source rows whose path leaves their manifest's root (../x, /abs/x) fail
       verify_sources: false  # hash each source and fail "source changed since ingest" on a mismatch
+      verify: false          # resume re-hashes finished files (false: checks each file's size only)
       address: null          # Ray cluster address; null = start Ray on this machine
       node_ip: null          # Ray node IP of the driver; null = Ray's default
       num_cpus: null         # logical CPUs of a local Ray (null = the machine's)
@@ -138,6 +139,7 @@ class GenerateConfig:
     min_item_seconds: float = 0.02
     allow_outside_root: bool = False
     verify_sources: bool = False
+    verify: bool = False  # resume: re-hash finished files (default: size check against the row)
     chunk_seconds: float | None = None
     chunk_overlap_seconds: float = 0.5
 
@@ -235,6 +237,7 @@ GENERATE_KEYS = {
     "max_batch_seconds", "split_io", "shard_rows", "executor", "address", "node_ip", "num_cpus",
     "temp_dir", "device", "precision", "num_threads", "io_threads", "max_item_seconds", "min_item_seconds",
     "allow_outside_root", "verify_sources", "chunk_seconds", "chunk_overlap_seconds",
+    "verify",  # resume re-hashes finished files instead of the fast size check (issue 22 item 11)
 }
 VARIANT_KEYS = {"id", "batch_size", "num_gpus", "num_cpus", "concurrency", "weights", "sources", "precision", "batch_mode"}
 
@@ -324,7 +327,7 @@ def parse_generate(section: Any, base: Path, where: str = "<recipe>") -> Generat
         kwargs["chunk_overlap_seconds"] = _number(w, "chunk_overlap_seconds", section["chunk_overlap_seconds"], float)
     if "min_item_seconds" in section:
         kwargs["min_item_seconds"] = _number(w, "min_item_seconds", section["min_item_seconds"], float)
-    for key in ("allow_outside_root", "verify_sources"):
+    for key in ("allow_outside_root", "verify_sources", "verify"):  # verify: resume re-hashes (issue 22 item 11)
         if key in section:
             if not isinstance(section[key], bool):
                 raise RecipeError(f"{w}: {key} must be true or false, got {section[key]!r}")

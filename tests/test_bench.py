@@ -30,7 +30,7 @@ def test_row_verdicts_and_alternation():
     assert Timings({"s": [2.0, 4.0], "f": [1.0, 3.0]}).ratio("s", "f") == 2.0
 
 
-@pytest.mark.parametrize("name", ["train_step", "gen_vs_floor", "memory"])
+@pytest.mark.parametrize("name", ["train_step", "gen_vs_floor", "memory", "scale"])
 def test_quick_bench_result_structure(name, tmp_path, capsys):
     res = run_bench(name, BenchOptions(quick=True, workdir=tmp_path))
     assert res.name == name and res.quick and res.rows
@@ -55,5 +55,5 @@ def test_cli_rejects_unknown_bench():
 
     with pytest.raises(SystemExit):
         main(["no_such_bench", "--no-write"])
-    assert set(BENCHES) == {"train_step", "feature_cache", "ray_overhead", "memory", "precision", "gen_vs_loop",
+    assert set(BENCHES) == {"train_step", "feature_cache", "scale", "ray_overhead", "memory", "precision", "gen_vs_loop",
                            "gen_vs_floor"}

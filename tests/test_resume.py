@@ -37,7 +37,7 @@ def test_resume_skips_done_and_redoes_the_rest(tmp_path):
     assert df["utt_id"].is_unique and len(df) == 10
     assert dict(zip(df["utt_id"], df["sha256"])) == ref["sha256"].to_dict()  # same bytes as the first run
     assert not (ds / "audio" / ".leftover.flac.tmp").exists()
-    assert len(list((ds / "manifests" / "shards").glob("*.parquet"))) == 1  # compacted
+    assert len(list((ds / ".ncst" / "shards").glob("*.parquet"))) == 1  # compacted
 
     # Another output rate is another file: nothing is skipped. --no-resume redoes everything.
     assert run_generation(_config(src, sample_rate=8000), tmp_path / "o", executor="local", quiet=True).skipped == 0
@@ -51,7 +51,7 @@ def test_resume_skips_done_and_redoes_the_rest(tmp_path):
 def test_unreadable_shard_is_ignored(tmp_path):
     src = make_source(tmp_path, n=3)
     s = run_generation(_config(src), tmp_path / "o", executor="local", quiet=True)
-    (s.dataset_dir / "manifests" / "shards" / "99999999999999999999-1-000001.parquet").write_bytes(b"PAR1 half written")
+    (s.dataset_dir / ".ncst" / "shards" / "99999999999999999999-1-000001.parquet").write_bytes(b"PAR1 half written")
     assert len(read_shards(s.dataset_dir)) == 3
     assert run_generation(_config(src), tmp_path / "o", executor="local", quiet=True).skipped == 3
 
@@ -73,7 +73,7 @@ def test_killed_driver_then_resume(tmp_path):
     recipe = write_recipe(tmp_path / "recipe.yaml", [src], batch_size=2, shard_rows=2, node_ip=RAY_IP, temp_dir=temp,
                           num_cpus=2)
     dataset = tmp_path / "out" / "dataset"
-    shards = dataset / "manifests" / "shards"
+    shards = dataset / ".ncst" / "shards"
     cmd = [sys.executable, "-m", "pipeline.cli", "generate", str(recipe)]
     log = open(tmp_path / "first.log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
@@ -110,3 +110,91 @@ def test_killed_driver_then_resume(tmp_path):
     for row in df[df["status"] == "ok"].itertuples():
         assert (dataset / row.path).is_file()
     assert not list((dataset / "audio").rglob(".*.tmp"))
+
+
+def test_fast_check_redoes_truncated_and_verify_redoes_same_size_corruption(tmp_path):
+    """Default resume checks each file's recorded size; --verify re-hashes (issue 22 item 11)."""
+    import json
+
+    src = make_source(tmp_path, n=4)
+    first = run_generation(_config(src), tmp_path / "o", executor="local", quiet=True)
+    ref = read_manifest(first.manifest).set_index("utt_id")
+    ds = first.dataset_dir
+    sizes = {u: json.loads(e)["file_bytes"] for u, e in ref["extra"].items()}
+    assert all(sizes[u] == (ds / p).stat().st_size for u, p in ref["path"].items())
+    truncated, flipped = ref.index[:2]
+    data = (ds / ref.loc[truncated, "path"]).read_bytes()
+    (ds / ref.loc[truncated, "path"]).write_bytes(data[: len(data) // 2])
+    path = ds / ref.loc[flipped, "path"]
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF  # same size, other bytes
+    path.write_bytes(bytes(data))
+
+    fast = run_generation(_config(src), tmp_path / "o", executor="local", quiet=True)
+    assert (fast.skipped, fast.done) == (3, 1)  # the truncated file only: the flipped one keeps its size
+    assert (ds / ref.loc[truncated, "path"]).stat().st_size == sizes[truncated]  # rewritten whole
+    assert read_manifest(fast.manifest).set_index("utt_id").loc[truncated, "sha256"] == ref.loc[truncated, "sha256"]
+    data[-10] ^= 0xFF
+    assert path.read_bytes() != bytes(data)  # still corrupted
+
+    (ds / ref.loc[truncated, "path"]).write_bytes(b"short")
+    slow = run_generation(_config(src, verify=True), tmp_path / "o", executor="local", quiet=True)
+    assert (slow.skipped, slow.done) == (2, 2)  # truncated and same-size corrupted: both redone
+    assert path.read_bytes() == bytes(data)
+    df = read_manifest(slow.manifest, validate=True)
+    assert dict(zip(df["utt_id"], df["sha256"])) == ref["sha256"].to_dict()
+
+
+def test_rows_without_recorded_size_are_hashed(tmp_path):
+    """Rows written before sizes were recorded fall back to the sha256 check."""
+    import json
+
+    from pipeline.generate import completed, plan_generation
+
+    src = make_source(tmp_path, n=3)
+    first = run_generation(_config(src), tmp_path / "o", executor="local", quiet=True)
+    rows = read_shards(first.dataset_dir)
+    rows["extra"] = [json.dumps({k: v for k, v in json.loads(e).items() if k != "file_bytes"}) for e in rows["extra"]]
+    cfg = _config(src)
+    from codec_wrappers.catalog import get_variant
+
+    plan = plan_generation(cfg, [get_variant("toy_mulaw_16k")], first.dataset_dir, executor="local")
+    weights = {"toy_mulaw_16k": "random:0"}
+    assert completed(plan, rows, weights).all()
+    out = plan["out_path"].iat[0]
+    data = bytearray(open(out, "rb").read())
+    data[-5] ^= 0xFF
+    open(out, "wb").write(bytes(data))
+    mask = completed(plan, rows, weights)
+    assert not mask[0] and mask[1:].all()
+
+
+def test_manifests_folder_holds_only_the_merged_manifest_and_old_layout_resumes(tmp_path):
+    """Work state lives in .ncst/; a dataset with the old layout (manifests/shards) still resumes."""
+    import os
+
+    import pandas as pd
+    import pyarrow.dataset as pads
+
+    from manifests import card_text
+
+    src = make_source(tmp_path, n=5, corrupt=1)
+    first = run_generation(_config(src), tmp_path / "o", executor="local", quiet=True)
+    ds = first.dataset_dir
+    assert sorted(os.listdir(ds / "manifests")) == ["fake.parquet"]
+    assert (ds / ".ncst" / "attempts.jsonl").is_file()
+    ref = read_manifest(first.manifest, validate=True)
+    assert len(pd.read_parquet(ds / "manifests")) == len(ref) == 6
+    assert pads.dataset(ds / "manifests").count_rows() == 6
+    assert (ds / "README.md").read_text() == card_text(ref, "ncst dataset")  # the card of the whole manifest
+
+    # The old layout: shards and the attempts ledger under manifests/.
+    (ds / "manifests" / "shards").mkdir()
+    for p in (ds / ".ncst" / "shards").glob("*.parquet"):
+        p.rename(ds / "manifests" / "shards" / p.name)
+    (ds / ".ncst" / "attempts.jsonl").rename(ds / "manifests" / "attempts.jsonl")
+    again = run_generation(_config(src), tmp_path / "o", executor="local", quiet=True)
+    assert (again.skipped, again.done, again.failed) == (5, 0, 1)
+    assert sorted(os.listdir(ds / "manifests")) == ["fake.parquet"]
+    assert len(list((ds / ".ncst" / "shards").glob("*.parquet"))) == 1
+    assert _ids_sha(again.manifest)[0] == dict(zip(ref["utt_id"], ref["sha256"]))

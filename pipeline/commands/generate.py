@@ -12,7 +12,7 @@ import typer
 
 def generate(
     recipe: Path = typer.Argument(..., help="recipe YAML with a 'generate:' section"),
-    resume: bool = typer.Option(True, "--resume/--no-resume", help="skip items already made (ok row, file, matching sha256)"),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="skip items already made (ok row, file of the recorded size; --verify: matching sha256)"),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: recipe's, else a local Ray)"),
     executor: Optional[str] = typer.Option(None, "--executor", help="ray | local (default: the recipe's, else ray)"),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="only the first N usable source utterances"),
@@ -28,6 +28,8 @@ def generate(
                                                      "at plan time, before any model runs (default: the recipe's, else 600)"),
     verify_sources: bool = typer.Option(False, "--verify-sources", help="hash each source; a mismatch with its "
                                         "manifest's sha256 fails the item ('source changed since ingest')"),
+    verify: bool = typer.Option(False, "--verify", help="resume re-hashes every finished file (default: a fast "
+                                "check that each file exists with the size its row records)"),
     allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="accept source paths outside their "
                                             "manifest's root (../x.wav, /abs/x.wav); refused by default"),
 ) -> None:
@@ -46,7 +48,8 @@ def generate(
         summary = generate_from_recipe(recipe, resume=resume, executor=executor, address=address, limit=limit,
                                        weights=weights, node_ip=node_ip, temp_dir=temp_dir, num_cpus=num_cpus,
                                        precision=precision, io_threads=io_threads, max_item_seconds=max_item_seconds,
-                                       verify_sources=verify_sources or None, allow_outside_root=allow_outside_root or None)
+                                       verify_sources=verify_sources or None, allow_outside_root=allow_outside_root or None,
+                                       verify=verify or None)
     except (RecipeError, PlanError, GenerateError, FileNotFoundError) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2)
