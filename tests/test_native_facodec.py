@@ -120,7 +120,14 @@ def test_masked_batch_mode_at_raw_lengths_with_fixture_weights(fixture_files):
     masked = FACodecCodec(codec.variant, codec.weights, codec.model)
     masked.batch_mode = "masked"
     signal = torch.from_numpy(ref["input"])
-    check_resynthesize_at_raw_lengths(masked, lambda x: codec.model(x)["output"], signal, [4999, 3321], outside=0.02)
+    before = torch.get_num_threads()
+    # One thread: masked and raw-length paths round alike there (and at 2); at 3-8 threads the
+    # saturated decoder lets ~5 % of samples drift past 1e-4 between the two paths.
+    torch.set_num_threads(1)
+    try:
+        check_resynthesize_at_raw_lengths(masked, lambda x: codec.model(x)["output"], signal, [4999, 3321], outside=0.02)
+    finally:
+        torch.set_num_threads(before)
     from codec_wrappers.facodec import forward_masked
 
     batch = torch.stack([F.pad(signal[0, :, 97 * i: 97 * i + n], (0, 4999 - n)) for i, n in enumerate((4999, 3321))])
