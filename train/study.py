@@ -55,7 +55,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from manifests import read_manifest
+from manifests import protocol_subset_path, read_manifest
 from manifests.atomic import atomic_path, write_text_atomic
 
 from .features import is_marked_random
@@ -262,7 +262,7 @@ class Protocol:
 
 
 def load_protocol(directory: str | os.PathLike) -> Protocol:
-    """Read ``<directory>/<subset>.parquet`` for every known subset that exists.
+    """Read ``<directory>/subsets/<subset>.parquet`` (older folders: ``<subset>.parquet``) for every known subset that exists.
 
     A file that cannot be read, or lacks a needed column, is left out with its error in
     ``Protocol.errors`` (shown in the report); the other subsets are still studied.
@@ -272,7 +272,7 @@ def load_protocol(directory: str | os.PathLike) -> Protocol:
         raise FileNotFoundError(f"protocol dir not found: {directory}")
     subsets, files, dropped, errors = {}, {}, {}, {}
     for name in SUBSETS:
-        path = directory / f"{name}.parquet"
+        path = protocol_subset_path(directory, name)
         if not path.exists():
             continue
         try:
