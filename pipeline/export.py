@@ -24,10 +24,12 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import soundfile as sf
 
 from manifests import absolute_paths, protocol_subset_names, protocol_subset_path, read_manifest
-from manifests.atomic import write_text_atomic
+from manifests.atomic import atomic_path, write_text_atomic
 from manifests.layout import hf_yaml_header
 from manifests.schema import ST_LABELS
 
@@ -89,7 +91,7 @@ def export_lhotse(source: str | os.PathLike, out_dir: str | os.PathLike) -> dict
     manifest; ncst labels in ``custom``). Sample counts come from the audio headers, so the
     manifests pass ``lhotse.validate(..., read_data=True)``.
     """
-    from lhotse import AudioSource, CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
+    from lhotse import AudioSource, CutSet, MonoCut, Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -111,7 +113,9 @@ def export_lhotse(source: str | os.PathLike, out_dir: str | os.PathLike) -> dict
                                            language=row.language or None, speaker=row.speaker or None,
                                            custom=_custom(row)))
         recordings, supervisions = RecordingSet.from_recordings(recs), SupervisionSet.from_segments(sups)
-        cuts = CutSet.from_manifests(recordings=recordings, supervisions=supervisions)
+        # one cut per file with the file's id (CutSet.from_manifests would invent new ids)
+        cuts = CutSet.from_cuts(MonoCut(id=r.id, start=0.0, duration=r.duration, channel=0, recording=r, supervisions=[s])
+                                for r, s in zip(recs, sups))
         paths = {kind: out_dir / f"ncst_{kind}_{group}.jsonl.gz" for kind in ("recordings", "supervisions", "cuts")}
         recordings.to_file(paths["recordings"])
         supervisions.to_file(paths["supervisions"])
@@ -143,14 +147,13 @@ def export_hf(source: str | os.PathLike, out_dir: str | os.PathLike, *, embed: b
     ``embed=False`` stores absolute audio paths (small, but tied to where the audio is).
     Returns ``out_dir``.
     """
-    from datasets import Dataset
-
     out_dir = Path(out_dir)
     data_dir = out_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     for old in data_dir.glob("*.parquet"):  # a re-export must not leave a previous one's files
         old.unlink()
     features = hf_features()
+    schema = features.arrow_schema
     splits, counts = [], {}
     for group, df in load_for_export(source).items():
         counts[group] = len(df)
@@ -166,7 +169,11 @@ def export_hf(source: str | os.PathLike, out_dir: str | os.PathLike, *, embed: b
             cols["sample_rate"] = part["sample_rate"].astype(int).tolist()
             cols["audio"] = [{"bytes": Path(p).read_bytes(), "path": f"{u}{Path(p).suffix}"} if embed
                              else {"bytes": None, "path": p} for p, u in zip(part["path"], part["utt_id"])]
-            Dataset.from_dict(cols, features=features).to_parquet(str(data_dir / f"{group}-{n:05d}.parquet"))
+            # Arrow directly (Audio's storage is struct<bytes, path>): datasets' own encoder would
+            # need torchcodec for audio it only has to store.
+            table = pa.Table.from_pydict(cols, schema=schema)
+            with atomic_path(data_dir / f"{group}-{n:05d}.parquet") as tmp:
+                pq.write_table(table, tmp)
         splits.append((group, f"data/{group}-*.parquet"))
     header = hf_yaml_header(splits, pretty_name=f"ncst export of {Path(source).name}")
     body = (f"# ncst export of `{Path(source).name}`\n\nAudio {'embedded' if embed else 'referenced by absolute path'}; "

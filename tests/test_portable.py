@@ -116,13 +116,14 @@ def test_ray_data_reads_each_row_once(moved):
         ray.shutdown()
 
 
-def test_hf_datasets_open_dataset_and_protocol_folders(moved):
+def test_hf_datasets_open_dataset_and_protocol_folders(moved, tmp_path):
+    # cache_dir: a fresh HF cache per test (its cache is keyed by paths and times, not content)
     import datasets
 
-    ds = datasets.load_dataset(str(moved / "dataset"))
+    ds = datasets.load_dataset(str(moved / "dataset"), cache_dir=str(tmp_path / "c"))
     fake = read_manifest(moved / "dataset" / "manifests" / "fake.parquet")
     assert list(ds) == ["fake"] and ds["fake"].num_rows == len(fake)
-    proto = datasets.load_dataset(str(moved / "protocol"))
+    proto = datasets.load_dataset(str(moved / "protocol"), cache_dir=str(tmp_path / "c"))
     files = {p.stem: len(pd.read_parquet(p)) for p in (moved / "protocol" / "subsets").glob("*.parquet")}
     assert {k: v.num_rows for k, v in proto.items()} == files
     assert set(proto["train"]["subset"]) == {"train"}
@@ -136,7 +137,7 @@ def test_export_hf_embedded_and_referenced(moved, tmp_path):
 
     _run("export", "hf", moved / "protocol", "-o", tmp_path / "hf")
     shutil.move(str(tmp_path / "hf"), str(tmp_path / "hf_moved"))  # embedded audio: self-contained
-    ds = datasets.load_dataset(str(tmp_path / "hf_moved"))
+    ds = datasets.load_dataset(str(tmp_path / "hf_moved"), cache_dir=str(tmp_path / "c"))
     train = ds["train"]
     assert isinstance(train.features["audio"], datasets.Audio)
     assert train.features["label"].names == [ST_LABELS[i] for i in sorted(ST_LABELS)]
@@ -151,7 +152,7 @@ def test_export_hf_embedded_and_referenced(moved, tmp_path):
     assert sr == row["sample_rate"] and len(x) == row["num_samples"]
     assert train.features["label"].int2str(raw["label"]) == row["label_name"] or row["label"] == 0
     _run("export", "hf", moved / "dataset", "-o", tmp_path / "ref", "--reference")
-    ref = datasets.load_dataset(str(tmp_path / "ref"))["fake"].cast_column("audio", datasets.Audio(decode=False))
+    ref = datasets.load_dataset(str(tmp_path / "ref"), cache_dir=str(tmp_path / "c"))["fake"].cast_column("audio", datasets.Audio(decode=False))
     assert ref[0]["audio"]["bytes"] is None and Path(ref[0]["audio"]["path"]).is_file()
 
 
