@@ -51,7 +51,7 @@ def protocol_path(protocol_dir: str | os.PathLike, subset: str) -> Path:
 
 
 def read_protocol(protocol_dir: str | os.PathLike, subset: str, *, limit: int | None = None) -> pd.DataFrame:
-    """The ``status == "ok"`` rows of ``<protocol_dir>/<subset>.parquet`` (first ``limit`` rows if set)."""
+    """The ``status == "ok"`` rows of ``<protocol_dir>/subsets/<subset>.parquet`` (first ``limit`` rows if set)."""
     path = protocol_path(protocol_dir, subset)
     if not path.exists():
         raise FileNotFoundError(f"protocol file not found: {path} (run `ncst protocol` first)")

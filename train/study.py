@@ -1,7 +1,7 @@
 """The ST-Codecfake study: Tables 3-6, plots and one HTML report for trained source tracers.
 
 Reads the ``study:`` section of a recipe, the protocol parquet files
-(``<protocol_dir>/<subset>.parquet``, subsets train, eval_id, eval_unseen, eval_ood, unseen_real,
+(``<protocol_dir>/subsets/<subset>.parquet``, subsets train, eval_id, eval_unseen, eval_ood, unseen_real,
 diff_config, diff_source, ood_config, ood_other, alm, cors) and one or more trained runs; writes under
 ``output``::
 

@@ -303,7 +303,7 @@ class _Metrics:
 
 # ------------------------------------------------------------------ the loop
 def train(config: TrainConfig) -> Path:
-    """Train ``config.model`` on ``<protocol_dir>/<train_subset>.parquet``; return the run directory.
+    """Train ``config.model`` on ``<protocol_dir>/subsets/<train_subset>.parquet``; return the run directory.
 
     With ``resume=True`` and an existing ``last.pt`` the run continues after its last epoch
     (model, optimizer, scheduler, counters, best metric restored); without ``resume`` a run

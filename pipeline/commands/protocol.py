@@ -51,7 +51,7 @@ def protocol(
     dropped = {k: v for k, v in info.get("failed_rows_dropped", {}).items() if v}
     for what, n in {**info.get("left_out", {}), **{f"failed rows of {k}": v for k, v in dropped.items()}}.items():
         console.print(f"left out: {n} {what}", markup=False, highlight=False)
-    console.print(f"written: {pdir} (<subset>.parquet, summary.csv, protocol.json)", markup=False, highlight=False)
+    console.print(f"written: {pdir} (subsets/<subset>.parquet, README.md, summary.csv, protocol.json)", markup=False, highlight=False)
 
 
 COMMANDS = [("protocol", protocol)]

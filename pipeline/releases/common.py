@@ -5,7 +5,7 @@ absolute): every file the release lists or holds becomes one row; a missing file
 or an audio file no label file mentions is a failed row whose ``error`` names the label file and
 line. ``df.attrs["warnings"]`` holds what was found where release and README disagree.
 :func:`write_release_protocol` writes it exactly like the protocol builder
-(``<output_dir>/protocol/<subset>.parquet`` + ``summary.csv`` + ``protocol.json``).
+(``<output_dir>/protocol/subsets/<subset>.parquet``, ``README.md`` + ``summary.csv`` + ``protocol.json``).
 """
 from __future__ import annotations
 
