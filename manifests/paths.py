@@ -21,9 +21,10 @@ def _anchor(folder: Path) -> Path | None:
 
 
 def portable_path(target: str | os.PathLike, folder: str | os.PathLike) -> str:
-    """``target`` as ``folder`` should store it: relative when in the same tree, else absolute."""
+    """``target`` (absolute, or relative to the working directory) as ``folder`` should store it:
+    relative to ``folder`` when in the same tree, else absolute."""
     folder = Path(os.path.abspath(folder))
-    target_abs = os.path.abspath(os.path.join(folder, os.fspath(target)))
+    target_abs = os.path.abspath(target)
     anchor = _anchor(folder)
     if anchor is not None:
         try:

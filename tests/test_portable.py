@@ -201,3 +201,14 @@ def test_atomic_writes_respect_umask(tmp_path, mask):
         os.umask(old)
     for name in ("report.html", "a.flac", "b.flac", "m.parquet", "README.md", "last.pt"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask, name
+
+
+def test_portable_path_rule(tmp_path):
+    from manifests.paths import portable_path, resolve_path
+
+    folder = tmp_path / "run" / "dataset" / "manifests"
+    inside = tmp_path / "run" / "corpus" / "vctk"
+    assert portable_path(inside, folder) == os.path.join("..", "..", "corpus", "vctk")
+    assert resolve_path(portable_path(inside, folder), folder) == str(inside)
+    assert portable_path("/elsewhere/VCTK", folder) == "/elsewhere/VCTK"  # outside the tree: absolute
+    assert portable_path("/x", "/a") == "/x"  # no tree above a top-level folder
