@@ -14,8 +14,9 @@ APP = typer.Typer(help="Export a dataset, a protocol folder or a manifest to lho
 _SOURCE_HELP = "dataset folder (manifests/fake.parquet), protocol folder (one part per subset) or manifest file"
 
 
-def _fail(exc: Exception) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+def _fail(exc: Exception, package: str = "") -> None:
+    hint = f" (ncst export needs the '{package}' package: pip install {package})" if isinstance(exc, ImportError) else ""
+    typer.secho(f"error: {exc}{hint}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
 
 
@@ -30,7 +31,7 @@ def lhotse(
     try:
         written = export_lhotse(source, out)
     except (ExportError, FileNotFoundError, ImportError) as exc:
-        _fail(exc)
+        _fail(exc, "lhotse")
     for part, paths in written.items():
         typer.echo(f"{part}: {paths['cuts']}")
 
@@ -47,5 +48,5 @@ def hf(
     try:
         path = export_hf(source, out, embed=embed)
     except (ExportError, FileNotFoundError, ImportError) as exc:
-        _fail(exc)
+        _fail(exc, "datasets")
     typer.echo(f"wrote {path} (load with datasets.load_dataset({str(path)!r}))")
