@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
+from .paths import portable_path, resolve_path
 from .schema import COLUMNS_BY_NAME, KIND_VALUES, SCHEMA_VERSION, arrow_schema
 
 META_KEY = b"ncst"
@@ -45,15 +46,23 @@ def write_manifest(
     root: str | os.PathLike | None = None,
     validate: bool = True,
 ) -> Path:
-    """Validate and write a manifest atomically. ``root`` defaults to the manifest's folder."""
+    """Validate and write a manifest atomically. ``root`` defaults to the manifest's folder.
+
+    Stored portably (:mod:`manifests.paths`): ``root`` relative to the manifest's folder when it
+    is in the same tree, else absolute; a protocol manifest's absolute ``path`` values likewise.
+    """
     path = Path(path)
     df = to_frame(rows, kind)
     if validate:
         validate_manifest(df, kind=kind, where=str(path))
     schema = arrow_schema(kind)
+    folder = path.parent.resolve()
+    if kind == "protocol" and len(df):
+        df = df.copy()
+        df["path"] = [portable_path(p, folder) if os.path.isabs(p) else p for p in df["path"]]
     meta = {
         "kind": kind,
-        "root": str(Path(root).resolve()) if root is not None else None,
+        "root": portable_path(Path(root).resolve(), folder) if root is not None else None,
         "schema_version": SCHEMA_VERSION,
     }
     table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
@@ -69,14 +78,21 @@ def manifest_meta(path: str | os.PathLike) -> dict:
 
 
 def read_manifest(path: str | os.PathLike, *, validate: bool = False) -> pd.DataFrame:
-    """Read a manifest; ``df.attrs`` gets ``kind``, ``root`` (absolute) and ``schema_version``."""
+    """Read a manifest; ``df.attrs`` gets ``kind``, ``root`` (absolute) and ``schema_version``.
+
+    A relative ``root`` is taken from the manifest's folder; a protocol manifest's ``path``
+    values come back absolute (they are stored relative to its folder when in the same tree).
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"manifest not found: {path}")
     df = pq.read_table(path).to_pandas()
     _restore_nullable_ints(df)
     meta = manifest_meta(path)
-    root = meta.get("root") or str(path.parent.resolve())
+    folder = path.parent.resolve()
+    root = resolve_path(meta["root"], folder) if meta.get("root") else str(folder)
+    if meta.get("kind") == "protocol" and len(df):
+        df["path"] = [resolve_path(p, folder) for p in df["path"]]
     df.attrs.update(kind=meta.get("kind", "source"), root=root, schema_version=meta.get("schema_version", "?"))
     if validate:
         validate_manifest(df, kind=df.attrs["kind"], where=str(path))

@@ -4,7 +4,16 @@ Three kinds of manifest share these columns:
 - *source* manifests (pipeline corpus readers): real or externally labelled audio;
 - *fake* manifests (generation): one row per (source utterance x codec variant);
 - *protocol* manifests (protocol builder): rows of the other two, assigned to a study ``subset``
-  and ``condition``; their ``path`` column is absolute so one protocol can mix several roots.
+  and ``condition``; their ``path`` values are absolute once read (stored relative to the file's
+  folder when the audio is in the same tree, see :mod:`manifests.paths`), so one protocol can mix
+  several roots.
+
+Two kinds of split, two names: ``split`` is always the **source corpus's own** split (AISHELL-3
+train/test, ASVspoof 2019 LA train/dev/eval, '' for VCTK), carried unchanged through generation
+and protocols; the **protocol's** split of a row is its ``subset`` (train, dev, eval_id, ...), and
+``protocol/sources/<name>.parquet`` files are named after the protocol's train/dev/eval real
+splits while their rows keep the corpus's ``split``. Exports (:mod:`pipeline.export`) call the
+corpus's split ``corpus_split`` so that it cannot be read as the HF split / lhotse part.
 
 Taxonomy and labels live in columns so that training never needs the codec catalog.
 """
@@ -60,9 +69,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("corpus", pa.string(), False, "corpus of the source utterance, e.g. vctk, aishell3"),
     Column("speaker", pa.string(), False, "speaker id as the corpus spells it ('' if unknown)"),
     Column("language", pa.string(), False, "ISO 639-1 code, e.g. en, zh ('' if unknown)"),
-    Column("split", pa.string(), False, "split given by the corpus (train/test/dev/...; '' if none)"),
+    Column("split", pa.string(), False, "the source corpus's own split (train/test/dev/...; '' if none), never the protocol's (that is `subset`)"),
     Column("text", pa.string(), True, "transcript, if the corpus has one"),
-    Column("path", pa.string(), False, "audio path, relative to the manifest root (absolute in protocols)"),
+    Column("path", pa.string(), False, "audio path, relative to the manifest root (protocols: absolute once read)"),
     Column("sample_rate", pa.int32(), True, "sample rate of the file on disk"),
     Column("num_samples", pa.int64(), True, "length in samples of the file on disk"),
     Column("duration_s", pa.float64(), True, "num_samples / sample_rate, kept for pandas convenience"),
@@ -89,7 +98,7 @@ COLUMNS: tuple[Column, ...] = (
 
 # Extra columns of protocol manifests.
 PROTOCOL_COLUMNS: tuple[Column, ...] = (
-    Column("subset", pa.string(), False, "study subset: train, dev, eval_id, eval_ood, unseen_real, diff_config, diff_source, ood_config, alm, ..."),
+    Column("subset", pa.string(), False, "the protocol's split (study subset; the HF split of a protocol folder): train, dev, eval_id, eval_ood, unseen_real, diff_config, diff_source, ood_config, alm, ..."),
     Column("condition", pa.string(), False, "finer condition within the subset, e.g. C3-1, NCSSD-mimi, asvspoof2019_la"),
 )
 

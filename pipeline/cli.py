@@ -36,6 +36,10 @@ def _register() -> None:
 
 _register()
 
+# Command groups (``ncst export lhotse|hf``): modules holding a Typer ``APP``.
+for _name in ("export",):
+    app.add_typer(importlib.import_module(f"pipeline.commands.{_name}").APP, name=_name)
+
 
 def _version(value: bool) -> None:
     if value:

@@ -32,8 +32,10 @@ the other). ``unseen_real``, ``ood_other`` and ``alm`` entries take ``max_rows``
 when the same rows must also feed generation, as NCSSD's do, cap at ingest instead:
 ``ncst ingest ... --max-rows``). An entry without a single usable row of its kind is an error.
 
-Each subset is written as ``<output_dir>/protocol/<subset>.parquet`` (manifest kind
-``protocol``: the manifest columns plus ``subset`` and ``condition``, ``path`` absolute), with
+Each subset is written as ``<output_dir>/protocol/subsets/<subset>.parquet`` (manifest kind
+``protocol``: the manifest columns plus ``subset`` and ``condition``; ``path`` absolute once read,
+stored relative to the file's folder when in the same tree), with ``protocol/README.md`` (card with
+the Hugging Face header: one split per subset; layout in :mod:`manifests.layout`),
 ``protocol/summary.csv`` (rows per subset x label x condition) and ``protocol/protocol.json``
 (the configuration and what was left out). Only ``status == ok`` rows are used; ``left_out``
 counts the ok rows of each input that no subset took, each row once (a row another subset uses
@@ -62,7 +64,7 @@ from typing import Any, Mapping, Sequence, Union
 import numpy as np
 import pandas as pd
 
-from manifests import absolute_paths, read_manifest, write_manifest
+from manifests import SUBSETS_DIR, absolute_paths, clear_stale_subsets, read_manifest, write_manifest, write_protocol_card
 from manifests.recipe_schema import check_keys
 from manifests.schema import arrow_schema
 
@@ -667,8 +669,10 @@ def build_protocol(recipe_or_config: str | os.PathLike | ProtocolConfig, output_
     if write:
         pdir = output_dir / "protocol"
         pdir.mkdir(parents=True, exist_ok=True)
+        clear_stale_subsets(pdir, list(subsets))
         for name, df in subsets.items():
-            write_manifest(df, pdir / f"{name}.parquet", kind="protocol")
+            write_manifest(df, pdir / SUBSETS_DIR / f"{name}.parquet", kind="protocol")
+        write_protocol_card(subsets, pdir)
         summary = summarize_protocol(subsets)
         summary.to_csv(pdir / "summary.csv", index=False)
         info = {"config": _jsonable(cfg), "rows": {k: len(v) for k, v in subsets.items()}, **report}

@@ -59,6 +59,6 @@ def test_protocol_output_dir_moves_outputs_not_inputs(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     r = runner.invoke(app, ["protocol", str(tmp_path / "r.yaml"), "-o", str(elsewhere)])
     assert r.exit_code == 0, r.output
-    ev = read_manifest(elsewhere / "protocol" / "eval_id.parquet")
+    ev = read_manifest(elsewhere / "protocol" / "subsets" / "eval_id.parquet")
     assert (ev["label"] == 1).sum() == 8  # the fakes were read from run/, not from elsewhere/
     assert not (tmp_path / "run" / "protocol").exists()

@@ -75,7 +75,7 @@ def test_demo_runs_every_stage(tmp_path):
     per_variant = fake.groupby("variant").size()
     evals = read_manifest(out / "protocol" / "sources" / "eval.parquet")
     assert per_variant["soundstream_16k_4kbps"] == len(evals) < per_variant["encodec_24k_6kbps"]
-    assert (out / "protocol" / "eval_ood.parquet").exists()
+    assert (out / "protocol" / "subsets" / "eval_ood.parquet").exists()
     # NCSSD dialogues fill the unseen-real and different-source rows of Table 4
     table4 = pd.read_csv(out / "study" / "table4_robustness_detail.csv", comment=">")
     filled = table4[table4["n"].astype(str) != "0"]

@@ -179,7 +179,7 @@ def test_columns_carried_and_paths_absolute(tmp_path):
     ood = out["eval_ood"]
     assert set(ood["condition"]) == {"WavTokenizer"} and set(ood[["vq", "decoder"]].itertuples(index=False)) == {("SVQ", "frequency")}
     # written files: kind protocol, subset/condition columns, summary counts
-    back = read_manifest(tmp_path / "run" / "protocol" / "train.parquet", validate=True)
+    back = read_manifest(tmp_path / "run" / "protocol" / "subsets" / "train.parquet", validate=True)
     assert back.attrs["kind"] == "protocol" and set(back["subset"]) == {"train"}
     summary = pd.read_csv(tmp_path / "run" / "protocol" / "summary.csv")
     assert summary.loc[(summary["subset"] == "eval_ood") & (summary["label"] == 7), "rows"].tolist() == [6]
@@ -283,7 +283,7 @@ def test_holdout_moves_chosen_codecs_to_eval_unseen(tmp_path):
     assert out["eval_ood"]["utt_id"].tolist() == plain["eval_ood"]["utt_id"].tolist()
     info = json.loads((tmp_path / "protocol" / "protocol.json").read_text())
     assert info["left_out"]["speechtokenizer_16k rows (held out) outside eval"] == 26  # train 20 + dev 6
-    assert read_manifest(tmp_path / "protocol" / "eval_unseen.parquet")["utt_id"].tolist() == unseen["utt_id"].tolist()
+    assert read_manifest(tmp_path / "protocol" / "subsets" / "eval_unseen.parquet")["utt_id"].tolist() == unseen["utt_id"].tolist()
     # a codec name (any case) holds out every ID variant of that codec
     by_codec = build_protocol(small_config(holdout=(get_variant("mimi_24k_8q").codec.upper(),)), "/x", write=False)
     assert set(by_codec["eval_unseen"]["variant"]) == {"mimi_24k_8q"}
@@ -329,7 +329,7 @@ def test_ood_other_takes_spoofs_and_left_out_is_honest(tmp_path):
     assert left["ood_other[1] rows over max_rows"] == 3
     assert info["failed_rows_dropped"]["<la>"] == 1 and info["rows"]["ood_other"] == 10
     assert [c["manifests"] for c in info["config"]["ood_other"]] == [["<la>"], ["<itw>"]]
-    written = read_manifest(tmp_path / "protocol" / "ood_other.parquet")
+    written = read_manifest(tmp_path / "protocol" / "subsets" / "ood_other.parquet")
     assert len(written) == 10 and set(written["condition"]) == {"asvspoof2019_la", "itw"}
     summary = pd.read_csv(tmp_path / "protocol" / "summary.csv")
     assert summary.loc[summary["subset"] == "ood_other", "rows"].sum() == 10
@@ -368,12 +368,14 @@ def test_recipe_and_cli(tmp_path):
     assert res.exit_code == 0, res.output
     assert "eval_ood" in res.output and "DAC" in res.output
     assert sorted(p.name for p in (tmp_path / "run" / "protocol").iterdir()) == [
-        "dev.parquet", "eval_id.parquet", "eval_ood.parquet", "protocol.json", "summary.csv", "train.parquet"]
-    assert len(read_manifest(tmp_path / "run" / "protocol" / "eval_ood.parquet")) == 8
+        "README.md", "protocol.json", "subsets", "summary.csv"]
+    assert sorted(p.name for p in (tmp_path / "run" / "protocol" / "subsets").iterdir()) == [
+        "dev.parquet", "eval_id.parquet", "eval_ood.parquet", "train.parquet"]
+    assert len(read_manifest(tmp_path / "run" / "protocol" / "subsets" / "eval_ood.parquet")) == 8
     res = CliRunner().invoke(app, ["protocol", str(tmp_path / "r.yaml"), "--splits-only", "-o", str(tmp_path / "o2")])
     assert res.exit_code == 0, res.output
     ev = read_manifest(tmp_path / "o2" / "protocol" / "sources" / "eval.parquet")
-    assert set(ev["utt_id"]) == set(read_manifest(tmp_path / "run" / "protocol" / "eval_id.parquet").query("label == 0")["utt_id"])
+    assert set(ev["utt_id"]) == set(read_manifest(tmp_path / "run" / "protocol" / "subsets" / "eval_id.parquet").query("label == 0")["utt_id"])
     recipe["protocol"]["ood_variants"] = ["dac_24k"]
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
     res = CliRunner().invoke(app, ["protocol", str(tmp_path / "r.yaml")])
@@ -453,7 +455,7 @@ def test_demo_corpus_through_plan_and_protocol(tmp_path):
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
     res = CliRunner().invoke(app, ["protocol", str(tmp_path / "r.yaml")])
     assert res.exit_code == 0, res.output
-    out = {s: read_manifest(tmp_path / "run" / "protocol" / f"{s}.parquet") for s in
+    out = {s: read_manifest(tmp_path / "run" / "protocol" / "subsets" / f"{s}.parquet") for s in
            ("train", "dev", "eval_id", "eval_ood", "diff_config")}
     for s in ("train", "dev", "eval_id"):
         real = out[s][out[s]["label"] == 0]

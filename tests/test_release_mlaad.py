@@ -136,6 +136,6 @@ def test_ncst_ingest_mlaad(tmp_path):
                             "--protocol-dir", str(tmp_path / "p")])
     assert r.exit_code == 0, r.output
     assert len(read_manifest(out)) == 10
-    assert (tmp_path / "p" / "protocol" / "eval_ood.parquet").is_file()
+    assert (tmp_path / "p" / "protocol" / "subsets" / "eval_ood.parquet").is_file()
     r = runner.invoke(app, ["ingest", "mlaad", str(root), "-o", str(out), "--metadata-dir", str(lists)])
     assert r.exit_code != 0 and "--metadata-dir does not apply to mlaad" in r.output

@@ -129,7 +129,7 @@ def test_st_codecfake_alternatives_and_protocol_files(tmp_path):
     written = write_release_protocol(df, tmp_path / "out")
     pdir = tmp_path / "out" / "protocol"
     for name in ("train", "dev", "eval_id", "eval_ood", "diff_config", "diff_source", "ood_config", "alm", "unseen_real"):
-        got = read_manifest(pdir / f"{name}.parquet", validate=True)
+        got = read_manifest(pdir / "subsets" / f"{name}.parquet", validate=True)
         assert got.attrs["kind"] == "protocol" and (got["subset"] == name).all()
     summary = pd.read_csv(pdir / "summary.csv")
     assert list(summary.columns) == ["subset", "label", "label_name", "condition", "rows"]
@@ -428,7 +428,7 @@ def test_cli_ingest_releases(tmp_path):
     assert res.exit_code == 0, res.output
     assert "eval_ood" in res.output and "mini-omni" in res.output
     assert read_manifest(out).attrs["kind"] == "protocol"
-    assert (tmp_path / "run" / "protocol" / "alm.parquet").is_file()
+    assert (tmp_path / "run" / "protocol" / "subsets" / "alm.parquet").is_file()
     res = runner.invoke(app, ["ingest", "codecfake", str(make_codecfake(tmp_path / "cf")), "-o", str(tmp_path / "cf.parquet")])
     assert res.exit_code == 0, res.output
     assert "unknown label 'maybe'" in res.output

@@ -18,9 +18,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+
+from manifests.paths import portable_path, resolve_path
+
+# Settings that name files; stored portably in config.json and checkpoints.
+PATH_FIELDS = ("protocol_dir", "out_dir", "feature_cache_dir", "w2v2_model")
 
 MODEL_NAMES = ("mel_lcnn", "aasist", "w2v2_aasist", "taxonomy", "refd")
 REFD_BACKENDS = ("conformer", "aasist")
@@ -271,4 +277,27 @@ class TrainConfig:
         return base.replace(**overrides)
 
     def save_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        """Write the config, its paths portable from the file's folder (:meth:`portable_dict`)."""
+        Path(path).write_text(json.dumps(self.portable_dict(Path(path).parent), indent=2, sort_keys=True) + "\n")
+
+    def portable_dict(self, folder: str | Path) -> dict[str, Any]:
+        """:meth:`to_dict` with the path settings relative to ``folder`` (``./`` or ``../`` prefix)
+        when in the same tree (:mod:`manifests.paths`), so a moved run folder still finds its
+        protocol, cache and front end; :meth:`from_portable_dict` reads it back."""
+        out = self.to_dict()
+        for key in PATH_FIELDS:
+            value = out.get(key)
+            if value and os.path.isabs(value):
+                rel = portable_path(value, folder)
+                out[key] = rel if os.path.isabs(rel) or rel.startswith("..") else f"./{rel}"
+        return out
+
+    @classmethod
+    def from_portable_dict(cls, data: Mapping[str, Any], folder: str | Path) -> "TrainConfig":
+        """Build from a (portable or older absolute) stored config; relative paths from ``folder``."""
+        data = dict(data)
+        for key in PATH_FIELDS:
+            value = data.get(key)
+            if isinstance(value, str) and value.startswith(("./", "../")) or value in (".", ".."):
+                data[key] = resolve_path(value, folder)
+        return cls.from_dict(data)

@@ -1,7 +1,7 @@
 """Training and evaluation data: protocol rows -> fixed-length 16 kHz waveforms.
 
-A protocol file is a manifest of kind ``protocol`` at ``<protocol_dir>/<subset>.parquet`` (absolute
-``path`` column, ST ``label`` 0..11, -1 for non-ST spoofs). Only ``status == "ok"`` rows are used.
+A protocol file is a manifest of kind ``protocol`` at ``<protocol_dir>/subsets/<subset>.parquet``
+(``path`` column absolute once read, ST ``label`` 0..11, -1 for non-ST spoofs). Only ``status == "ok"`` rows are used.
 
 Each item is decoded with soundfile (channels averaged), resampled to 16 kHz with soxr and cut to
 its FIRST ``num_samples`` samples (ST-Codecfake does this in training too), or repeat-padded
@@ -36,7 +36,7 @@ import soxr
 import torch
 from torch.utils.data import Dataset
 
-from manifests import read_manifest
+from manifests import protocol_subset_path, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,12 @@ SAMPLE_RATE = 16000
 
 # ---------------------------------------------------------------- protocol rows
 def protocol_path(protocol_dir: str | os.PathLike, subset: str) -> Path:
-    return Path(protocol_dir) / f"{subset}.parquet"
+    """``<protocol_dir>/subsets/<subset>.parquet`` (or an older folder's ``<subset>.parquet``)."""
+    return protocol_subset_path(protocol_dir, subset)
 
 
 def read_protocol(protocol_dir: str | os.PathLike, subset: str, *, limit: int | None = None) -> pd.DataFrame:
-    """The ``status == "ok"`` rows of ``<protocol_dir>/<subset>.parquet`` (first ``limit`` rows if set)."""
+    """The ``status == "ok"`` rows of ``<protocol_dir>/subsets/<subset>.parquet`` (first ``limit`` rows if set)."""
     path = protocol_path(protocol_dir, subset)
     if not path.exists():
         raise FileNotFoundError(f"protocol file not found: {path} (run `ncst protocol` first)")

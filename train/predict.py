@@ -70,7 +70,7 @@ def load_trained(run_dir_or_checkpoint: str | os.PathLike, device: str = "cpu") 
         else:
             raise FileNotFoundError(f"{run_dir_or_checkpoint}: no best.pt or last.pt in this run directory")
     ck = load_checkpoint(p, device)
-    config = TrainConfig.from_dict(ck["config"])
+    config = TrainConfig.from_portable_dict(ck["config"], p.parent)
     classes = [int(x) for x in ck["classes"]]
     model = model_for(config, len(classes), ck.get("ssl_dim"), pretrained=False)
     model.load_state_dict(ck["model"])

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from manifests import NCST_VERSION
+from manifests import NCST_VERSION, protocol_subset_path
 from manifests.atomic import write_text_atomic
 
 from .config import TrainConfig
@@ -172,7 +172,7 @@ def train_refd(config: TrainConfig) -> Path:
     data = _Data(c, classes, device, metrics)
     classes = data.classes
     if classes[0] != REAL or len(classes) < 3:
-        raise ValueError(f"{Path(c.protocol_dir) / (c.train_subset + '.parquet')}: refd needs real rows (label 0) and at "
+        raise ValueError(f"{protocol_subset_path(c.protocol_dir, c.train_subset)}: refd needs real rows (label 0) and at "
                          f"least two fake classes in the train subset, got classes {classes}")
     c = c.replace(classes=classes)
     c.save_json(run_dir / "config.json")

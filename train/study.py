@@ -1,7 +1,7 @@
 """The ST-Codecfake study: Tables 3-6, plots and one HTML report for trained source tracers.
 
 Reads the ``study:`` section of a recipe, the protocol parquet files
-(``<protocol_dir>/<subset>.parquet``, subsets train, eval_id, eval_unseen, eval_ood, unseen_real,
+(``<protocol_dir>/subsets/<subset>.parquet``, subsets train, eval_id, eval_unseen, eval_ood, unseen_real,
 diff_config, diff_source, ood_config, ood_other, alm, cors) and one or more trained runs; writes under
 ``output``::
 
@@ -58,7 +58,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from manifests import read_manifest
+from manifests import protocol_subset_path, read_manifest
 from manifests.atomic import atomic_path, write_text_atomic
 from manifests.recipe_schema import check_keys, check_sections
 
@@ -268,7 +268,7 @@ class Protocol:
 
 
 def load_protocol(directory: str | os.PathLike) -> Protocol:
-    """Read ``<directory>/<subset>.parquet`` for every known subset that exists.
+    """Read ``<directory>/subsets/<subset>.parquet`` (older folders: ``<subset>.parquet``) for every known subset that exists.
 
     A file that cannot be read, or lacks a needed column, is left out with its error in
     ``Protocol.errors`` (shown in the report); the other subsets are still studied.
@@ -278,7 +278,7 @@ def load_protocol(directory: str | os.PathLike) -> Protocol:
         raise FileNotFoundError(f"protocol dir not found: {directory}")
     subsets, files, dropped, errors = {}, {}, {}, {}
     for name in SUBSETS:
-        path = directory / f"{name}.parquet"
+        path = protocol_subset_path(directory, name)
         if not path.exists():
             continue
         try:

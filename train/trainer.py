@@ -306,7 +306,7 @@ class _Metrics:
 
 # ------------------------------------------------------------------ the loop
 def train(config: TrainConfig) -> Path:
-    """Train ``config.model`` on ``<protocol_dir>/<train_subset>.parquet``; return the run directory.
+    """Train ``config.model`` on ``<protocol_dir>/subsets/<train_subset>.parquet``; return the run directory.
 
     With ``resume=True`` and an existing ``last.pt`` the run continues after its last epoch
     (model, optimizer, scheduler, counters, best metric restored); without ``resume`` a run
@@ -372,7 +372,7 @@ def train(config: TrainConfig) -> Path:
             "format": CHECKPOINT_FORMAT, "model_name": c.model, "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch_done,
             "step": step, "best_metric": best_metric, "best_epoch": best_epoch, "metric_name": "dev_loss",
-            "config": c.to_dict(), "classes": list(classes), "embedding_dim": int(model.embedding_dim),
+            "config": c.portable_dict(run_dir), "classes": list(classes), "embedding_dim": int(model.embedding_dim),
             "ssl_dim": data.ssl_dim, "ncst_version": NCST_VERSION,
             **({"variant": c.variant, "tasks": list(model.tasks), "frontend": c.frontend_kind} if taxonomy else {}),
         }

@@ -143,7 +143,7 @@ def ingest(
     allow_new_labels: bool = typer.Option(False, "--allow-new-labels", help="labelled_folder: accept undeclared labels as new spoof classes"),
     allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="labelled_folder: accept files outside the corpus folder (../x.wav, /abs/x.wav)"),
     max_errors: int = typer.Option(20, help="errors to print"),
-    protocol_dir: Optional[Path] = typer.Option(None, "--protocol-dir", help="releases: also write <DIR>/protocol/<subset>.parquet + summary.csv (for ncst train / ncst study)"),
+    protocol_dir: Optional[Path] = typer.Option(None, "--protocol-dir", help="releases: also write <DIR>/protocol/subsets/<subset>.parquet + summary.csv (for ncst train / ncst study)"),
     unseen_real: Optional[list[Path]] = typer.Option(None, "--unseen-real", help="st-codecfake, mlaad: source manifests whose bona fide rows join unseen_real (repeatable)"),
     lists_dir: Optional[Path] = typer.Option(None, "--lists-dir", help="mlaad: folder of the protocol's train.csv, dev.csv, eval.csv (default: the MLAAD root)"),
     metadata_dir: Optional[Path] = typer.Option(None, "--metadata-dir", help="codecfake-plus: metadata folder (default <root>/metadata)"),

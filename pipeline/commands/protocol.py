@@ -17,7 +17,7 @@ def protocol(
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="run folder (default: the recipe's output_dir)"),
     splits_only: bool = typer.Option(False, "--splits-only", help="only write protocol/sources/{train,dev,eval}.parquet (no fakes needed)"),
 ) -> None:
-    """Split the real sources, attach every fake to its source's split, write protocol/<subset>.parquet and summary.csv."""
+    """Split the real sources, attach every fake to its source's split, write protocol/subsets/<subset>.parquet, README.md and summary.csv."""
     from rich.console import Console
     from rich.table import Table
 
@@ -51,7 +51,7 @@ def protocol(
     dropped = {k: v for k, v in info.get("failed_rows_dropped", {}).items() if v}
     for what, n in {**info.get("left_out", {}), **{f"failed rows of {k}": v for k, v in dropped.items()}}.items():
         console.print(f"left out: {n} {what}", markup=False, highlight=False)
-    console.print(f"written: {pdir} (<subset>.parquet, summary.csv, protocol.json)", markup=False, highlight=False)
+    console.print(f"written: {pdir} (subsets/<subset>.parquet, README.md, summary.csv, protocol.json)", markup=False, highlight=False)
 
 
 COMMANDS = [("protocol", protocol)]

@@ -20,7 +20,7 @@ def train_cmd(
     backend: Optional[str] = typer.Option(None, "--backend", help="refd model: conformer | aasist (default conformer)"),
     variant: Optional[str] = typer.Option(None, "--variant", help="taxonomy model: S_BIN S_AUX S_DEC S_VQ D_AUX D_DEC D_VQ M1 M2 (default M1)"),
     preset: Optional[str] = typer.Option(None, "--preset", help="start from a named setup, e.g. codec_taxonomy (train.config.PRESETS)"),
-    protocol_dir: Optional[Path] = typer.Option(None, "--protocol-dir", help="folder with <subset>.parquet protocol files"),
+    protocol_dir: Optional[Path] = typer.Option(None, "--protocol-dir", help="protocol folder (subsets/<subset>.parquet)"),
     out: Optional[Path] = typer.Option(None, "--out", help="run directory (checkpoints, metrics)"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="default 50"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="default 24"),

@@ -3,7 +3,7 @@
 Each reader ``prepare_<release>(root, ..., num_jobs=1) -> DataFrame`` returns *protocol* rows
 (manifest columns + ``subset`` + ``condition``, absolute ``path``); failed rows included, with the
 label file and line in ``error``; ``df.attrs["warnings"]`` says what was found where release and
-README disagree. :func:`write_release_protocol` writes ``<output_dir>/protocol/<subset>.parquet``
+README disagree. :func:`write_release_protocol` writes ``<output_dir>/protocol/subsets/<subset>.parquet``
 and ``summary.csv`` like the protocol builder, for ``ncst train`` and ``ncst study``.
 """
 from __future__ import annotations

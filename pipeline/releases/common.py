@@ -5,7 +5,7 @@ absolute): every file the release lists or holds becomes one row; a missing file
 or an audio file no label file mentions is a failed row whose ``error`` names the label file and
 line. ``df.attrs["warnings"]`` holds what was found where release and README disagree.
 :func:`write_release_protocol` writes it exactly like the protocol builder
-(``<output_dir>/protocol/<subset>.parquet`` + ``summary.csv`` + ``protocol.json``).
+(``<output_dir>/protocol/subsets/<subset>.parquet``, ``README.md`` + ``summary.csv`` + ``protocol.json``).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from manifests import to_frame, write_manifest
+from manifests import SUBSETS_DIR, clear_stale_subsets, to_frame, write_manifest, write_protocol_card
 from manifests.schema import ST_LABELS
 from pipeline.corpora.common import (
     AUDIO_EXTENSIONS,
@@ -249,7 +249,7 @@ def counts(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_release_protocol(df: pd.DataFrame, output_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write ``<output_dir>/protocol/<subset>.parquet`` (ok rows), ``summary.csv``, ``protocol.json``.
+    """Write ``<output_dir>/protocol/subsets/<subset>.parquet`` (ok rows), ``README.md``, ``summary.csv``, ``protocol.json``.
 
     Same files and columns as :func:`pipeline.protocol.build_protocol`, so ``ncst train
     --protocol-dir`` and ``ncst study`` read them unchanged. Failed rows go to
@@ -263,10 +263,12 @@ def write_release_protocol(df: pd.DataFrame, output_dir: str | os.PathLike) -> d
     written: dict[str, Path] = {}
     subsets: dict[str, pd.DataFrame] = {}
     names = sorted(set(ok["subset"]), key=lambda s: (STUDY_SUBSETS.index(s) if s in STUDY_SUBSETS else 99, s))
+    clear_stale_subsets(pdir, names)
     for name in names:
         part = ok[ok["subset"] == name].sort_values(["condition", "label", "utt_id"], kind="stable").reset_index(drop=True)
         subsets[name] = part
-        written[name] = write_manifest(part, pdir / f"{name}.parquet", kind="protocol")
+        written[name] = write_manifest(part, pdir / SUBSETS_DIR / f"{name}.parquet", kind="protocol")
+    write_protocol_card(subsets, pdir, title=f"ncst protocol: {df.attrs.get('release', 'release')}")
     bad = df[df["status"] != "ok"]
     if len(bad):
         written["failed"] = write_manifest(bad.reset_index(drop=True), pdir / "failed.parquet", kind="protocol")
