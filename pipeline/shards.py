@@ -262,8 +262,8 @@ def pc_unique(col: pa.ChunkedArray) -> list[str]:
 
 
 # The columns the dataset card reads; of utt_id/path/error only the first failed rows are kept.
-CARD_COLUMNS = ("status", "weights_id", "duration_s", "corpus", "split", "label", "label_name", "domain", "vq", "aux",
-                "decoder")
+CARD_COLUMNS = ("status", "variant", "codec", "weights_id", "duration_s", "corpus", "split", "label", "label_name",
+                "domain", "vq", "aux", "decoder")
 CARD_FAILED_ROWS = 50
 
 
