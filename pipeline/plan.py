@@ -22,7 +22,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -99,15 +99,19 @@ def codec_fields(variant: Variant) -> dict:
 RUN_OPTION_DEFAULTS = {"precision": "fp32", "batch_mode": "exact", "executor": "", "num_threads": "", "chunked": ""}
 
 
-def _extra_with_condition(extra: str | None, variant: Variant, options: Mapping[str, str] | None = None) -> str:
-    """The source row's ``extra`` JSON, plus the variant's robustness condition when it has one and
-    every run option that is not its default (e.g. ``"precision": "bf16"``, ``"batch_mode": "masked"``)."""
+def extra_dict(extra: Any) -> dict:
+    """A row's ``extra`` JSON as a dict; text that is not a JSON object is kept under ``source_extra``."""
     try:
         data = json.loads(extra) if extra else {}
     except (TypeError, ValueError):
         data = {"source_extra": extra}
-    if not isinstance(data, dict):
-        data = {"source_extra": data}
+    return data if isinstance(data, dict) else {"source_extra": data}
+
+
+def _extra_with_condition(extra: str | None, variant: Variant, options: Mapping[str, str] | None = None) -> str:
+    """The source row's ``extra`` JSON, plus the variant's robustness condition when it has one and
+    every run option that is not its default (e.g. ``"precision": "bf16"``, ``"batch_mode": "masked"``)."""
+    data = extra_dict(extra)
     if variant.condition:
         data["codec_condition"] = variant.condition
     for key, value in (options or {}).items():

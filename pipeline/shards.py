@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from manifests import atomic_path, read_manifest, sha256_file, to_frame, write_manifest
 from manifests.schema import COLUMN_NAMES
-from pipeline.plan import RUN_OPTION_DEFAULTS
+from pipeline.plan import RUN_OPTION_DEFAULTS, extra_dict
 
 log = logging.getLogger(__name__)
 
@@ -185,21 +185,15 @@ def _with_file_bytes(extra: Any, size: int) -> Any:
     """``extra`` JSON plus ``"file_bytes": size`` (unchanged when no file was written)."""
     if size < 0:
         return extra
-    try:
-        data = json.loads(extra) if extra else {}
-    except (TypeError, ValueError):
-        data = {"source_extra": extra}
-    if not isinstance(data, dict):
-        data = {"source_extra": data}
+    data = extra_dict(extra)
     data["file_bytes"] = size
     return json.dumps(data, sort_keys=True, ensure_ascii=False)
 
 
 def file_bytes_of(extra: Any) -> int | None:
     """The output size a row's ``extra`` records (None for rows written before sizes were recorded)."""
+    size = extra_dict(extra).get("file_bytes")
     try:
-        data = json.loads(extra) if extra else {}
-        size = data.get("file_bytes") if isinstance(data, dict) else None
         return int(size) if size is not None else None
     except (TypeError, ValueError):
         return None
@@ -373,12 +367,7 @@ def _weights_compatible(row_weights: str, spec: str | None, expected: str | None
 
 def run_options_of(extra: Any) -> dict[str, str]:
     """The run options (precision, batch mode) a row's ``extra`` JSON records; absent = default."""
-    try:
-        data = json.loads(extra) if extra else {}
-    except (TypeError, ValueError):
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
+    data = extra_dict(extra)
     return {k: str(data.get(k, default)) for k, default in RUN_OPTION_DEFAULTS.items()}
 
 

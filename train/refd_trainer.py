@@ -41,7 +41,8 @@ from manifests.atomic import write_text_atomic
 
 from .config import TrainConfig
 from .data import make_loader
-from .trainer import CHECKPOINT_FORMAT, _atomic_torch_save, _Data, _Metrics, epoch_seed, load_checkpoint, model_for, seed_everything
+from .trainer import (CHECKPOINT_FORMAT, _atomic_torch_save, _Data, _Metrics, epoch_seed, load_checkpoint, model_for,
+                      open_run_dir, seed_everything)
 
 log = logging.getLogger(__name__)
 
@@ -143,21 +144,10 @@ def fit_fusion(model, c: TrainConfig, data: _Data, device: str) -> dict:
 def train_refd(config: TrainConfig) -> Path:
     """Train RE then FD (:func:`train.trainer.train` calls this for ``model="refd"``); return the run dir."""
     c = config
-    if not c.protocol_dir:
-        raise ValueError("protocol_dir is not set")
-    run_dir = c.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    run_dir, last_path, best_path, ck = open_run_dir(c)
     device = c.device
-    ck = None
-    if last_path.exists():
-        if not c.resume:
-            raise FileExistsError(f"{run_dir} already holds a run (last.pt); pass resume=True (--resume) or use a new --out")
-        ck = load_checkpoint(last_path, device)
-        if ck["model_name"] != "refd":
-            raise ValueError(f"{last_path}: checkpoint is a {ck['model_name']} run, config asks for refd")
-        if ck["config"].get("refd_backend") != c.refd_backend:
-            raise ValueError(f"{last_path}: checkpoint has back end {ck['config'].get('refd_backend')}, config asks for {c.refd_backend}")
+    if ck and ck["config"].get("refd_backend") != c.refd_backend:
+        raise ValueError(f"{last_path}: checkpoint has back end {ck['config'].get('refd_backend')}, config asks for {c.refd_backend}")
     c = c.replace(protocol_dir=str(Path(c.protocol_dir).resolve()), out_dir=str(run_dir.resolve()),
                   feature_cache_dir=str(Path(c.feature_cache_dir or run_dir / "feature_cache").resolve()))
     if Path(c.w2v2_model).expanduser().is_dir():

@@ -305,6 +305,30 @@ class _Metrics:
 
 
 # ------------------------------------------------------------------ the loop
+def open_run_dir(c: TrainConfig) -> tuple[Path, Path, Path, dict | None]:
+    """``(run_dir, last.pt, best.pt, checkpoint or None)`` for a run about to start or resume.
+
+    Refuses a run folder that already holds ``last.pt`` without ``resume`` and a checkpoint of
+    another model; the caller checks what else its model must match."""
+    if not c.protocol_dir:
+        raise ValueError("protocol_dir is not set")
+    run_dir = c.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    if c.device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {c.device!r} requested but CUDA is not available")
+    ck = None
+    if last_path.exists():
+        if not c.resume:
+            raise FileExistsError(f"{run_dir} already holds a run (last.pt); pass resume=True (--resume) or use a new --out")
+        ck = load_checkpoint(last_path, c.device)
+        if ck["model_name"] != c.model:
+            raise ValueError(f"{last_path}: checkpoint is a {ck['model_name']} run, config asks for {c.model}")
+    elif c.resume:
+        log.warning("resume requested but %s has no last.pt: starting a fresh run", run_dir)
+    return run_dir, last_path, best_path, ck
+
+
 def train(config: TrainConfig) -> Path:
     """Train ``config.model`` on ``<protocol_dir>/subsets/<train_subset>.parquet``; return the run directory.
 
@@ -317,26 +341,10 @@ def train(config: TrainConfig) -> Path:
         from .refd_trainer import train_refd
 
         return train_refd(c)
-    if not c.protocol_dir:
-        raise ValueError("protocol_dir is not set")
-    run_dir = c.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    run_dir, last_path, best_path, ck = open_run_dir(c)
     device = c.device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but CUDA is not available")
-
-    ck = None
-    if last_path.exists():
-        if not c.resume:
-            raise FileExistsError(f"{run_dir} already holds a run (last.pt); pass resume=True (--resume) or use a new --out")
-        ck = load_checkpoint(last_path, device)
-        if ck["model_name"] != c.model:
-            raise ValueError(f"{last_path}: checkpoint is a {ck['model_name']} run, config asks for {c.model}")
-        if c.model == "taxonomy" and ck.get("variant") != c.variant:
-            raise ValueError(f"{last_path}: checkpoint is a taxonomy {ck.get('variant')} run, config asks for {c.variant}")
-    elif c.resume:
-        log.warning("resume requested but %s has no last.pt: starting a fresh run", run_dir)
+    if ck and c.model == "taxonomy" and ck.get("variant") != c.variant:
+        raise ValueError(f"{last_path}: checkpoint is a taxonomy {ck.get('variant')} run, config asks for {c.variant}")
 
     # absolute paths in the stored config, so that predict() works from any working directory
     c = c.replace(protocol_dir=str(Path(c.protocol_dir).resolve()), out_dir=str(run_dir.resolve()))
