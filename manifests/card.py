@@ -13,7 +13,7 @@ from typing import Sequence
 import pandas as pd
 
 from .atomic import write_text_atomic
-from .layout import hf_yaml_header
+from .layout import SUBSETS_DIR, hf_yaml_header
 from .schema import COLUMNS, PROTOCOL_COLUMNS, SCHEMA_VERSION
 
 # What the card's YAML points at, relative to the dataset folder: the fake manifest.
@@ -119,8 +119,6 @@ def write_card(df: pd.DataFrame, directory: str | os.PathLike, title: str = "ncs
 def write_protocol_card(subsets: dict[str, pd.DataFrame], protocol_dir: str | os.PathLike,
                         title: str = "ncst protocol") -> Path:
     """``<protocol_dir>/README.md``: one HF split per subset (``subsets/<name>.parquet``)."""
-    from .layout import SUBSETS_DIR
-
     frames = [df for df in subsets.values() if len(df)]
     allrows = pd.concat(frames, ignore_index=True) if frames else None
     splits = [(name, f"{SUBSETS_DIR}/{name}.parquet") for name in subsets]
@@ -139,8 +137,6 @@ def write_protocol_card(subsets: dict[str, pd.DataFrame], protocol_dir: str | os
 def clear_stale_subsets(protocol_dir: str | os.PathLike, keep: Sequence[str]) -> None:
     """Remove subset files a rebuild no longer writes (and old-layout copies), so that readers of
     the folder see exactly the subsets of the card."""
-    from .layout import SUBSETS_DIR
-
     d = Path(protocol_dir)
     for p in (d / SUBSETS_DIR).glob("*.parquet"):
         if p.stem not in keep:
