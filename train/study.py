@@ -62,6 +62,7 @@ from manifests import protocol_subset_path, read_manifest
 from manifests.atomic import atomic_path, write_text_atomic
 from manifests.recipe_schema import check_keys, check_sections
 
+from .data import CLASS_COLUMNS, apply_class_column
 from .features import is_marked_random
 from .metrics import EER_CONVENTIONS
 from .ood import DETECTOR_NAMES, fit_detectors, make_detector
@@ -98,7 +99,7 @@ TAXONOMY_JSON = ("variant", "tasks", "frontend", "taxonomy_f1", "taxonomy_f1_det
 STUDY_KEYS = {
     "models", "protocol_dir", "detectors", "output", "title", "checkpoint", "batch_size", "device",
     "num_workers", "knn_k", "chunk_size", "max_fit_rows", "seed", "embedding_map", "alm_backends", "alm_columns",
-    "dataset_card", "plots", "fit_subset", "eer",
+    "dataset_card", "plots", "fit_subset", "eer", "class_column",
 }
 
 
@@ -136,6 +137,9 @@ class StudyConfig:
     dataset_card: Path | None = None
     plots: bool = True
     eer: str = "interpolated"  # interpolated | anchor (see train.metrics); anchor: MSP in float32 too
+    # how rows are labelled: label (ST) | class_id (MLAAD-style releases); every studied model must
+    # have been trained with the same (train.data.apply_class_column)
+    class_column: str = "label"
 
     def __post_init__(self):
         bad = {k: v for k, v in dict(self.alm_columns).items() if v not in {c for c, _ in TABLE6_COLUMNS}}
@@ -148,6 +152,8 @@ class StudyConfig:
             raise ValueError(f"unknown OOD detectors {unknown}; expected some of {DETECTOR_NAMES}")
         if self.embedding_map not in ("pca", "tsne"):
             raise ValueError(f"embedding_map must be 'pca' or 'tsne', got {self.embedding_map!r}")
+        if self.class_column not in CLASS_COLUMNS:
+            raise ValueError(f"class_column must be one of {CLASS_COLUMNS}, got {self.class_column!r}")
         if self.fit_subset not in SUBSETS:
             raise ValueError(f"fit_subset must be one of {SUBSETS}, got {self.fit_subset!r}")
         if self.max_fit_rows is not None and self.max_fit_rows < 1:
@@ -220,7 +226,8 @@ def load_study_config(recipe: str | os.PathLike, **overrides: Any) -> StudyConfi
     if isinstance(detectors, str):
         detectors = [detectors]
     kwargs = {k: sec[k] for k in ("checkpoint", "batch_size", "device", "num_workers", "knn_k", "chunk_size",
-                                   "max_fit_rows", "seed", "embedding_map", "plots", "fit_subset", "eer") if k in sec}
+                                   "max_fit_rows", "seed", "embedding_map", "plots", "fit_subset", "eer",
+                                   "class_column") if k in sec}
     if "alm_backends" in sec:
         kwargs["alm_backends"] = {str(k).lower(): int(v) for k, v in (sec["alm_backends"] or {}).items()}
     if "alm_columns" in sec:
@@ -267,7 +274,7 @@ class Protocol:
         return allrows.groupby(["codec", "variant", "weights_id"], dropna=False).size().reset_index(name="rows")
 
 
-def load_protocol(directory: str | os.PathLike) -> Protocol:
+def load_protocol(directory: str | os.PathLike, class_column: str = "label") -> Protocol:
     """Read ``<directory>/subsets/<subset>.parquet`` (older folders: ``<subset>.parquet``) for every known subset that exists.
 
     A file that cannot be read, or lacks a needed column, is left out with its error in
@@ -299,7 +306,7 @@ def load_protocol(directory: str | os.PathLike) -> Protocol:
                 ok["condition"] = ok["label_name"]
             ok["condition"] = ok["condition"].fillna("").astype(str)
             ok.loc[ok["condition"] == "", "condition"] = ok["label_name"]
-            subsets[name] = ok
+            subsets[name] = apply_class_column(ok, class_column)
     return Protocol(directory, subsets, files, dropped, errors)
 
 
@@ -352,6 +359,10 @@ class TrainedPredictor:
             ckpt = self.checkpoint(ref)
             self._loaded[ref.name] = load_trained(ckpt if ckpt.exists() else ref.path, device=self.config.device)
         model, cfg, _classes = self._loaded[ref.name]
+        trained_on = getattr(cfg, "class_column", "label")
+        if trained_on != self.config.class_column:
+            raise ValueError(f"{ref.name} was trained with class_column {trained_on!r}, the study reads "
+                             f"{self.config.class_column!r} (set study.class_column: {trained_on})")
         fn = predict_taxonomy if cfg.model == "taxonomy" else predict
         return fn(model, cfg, rows, batch_size=self.config.batch_size, device=self.config.device,
                   num_workers=self.config.num_workers)
@@ -540,7 +551,7 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
 
     if not config.models:
         raise ValueError(f"no models to study: give study.models, or put run dirs under {config.protocol_dir.parent / 'runs'}")
-    protocol = load_protocol(config.protocol_dir)
+    protocol = load_protocol(config.protocol_dir, config.class_column)
     out = config.output
     out.mkdir(parents=True, exist_ok=True)
     predictor = predict_fn or TrainedPredictor(config)
