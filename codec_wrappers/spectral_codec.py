@@ -251,7 +251,8 @@ class FSQ(nn.Module):
     def __init__(self, levels: tuple, eps: float = 1e-3):
         super().__init__()
         lv = torch.tensor(levels, dtype=torch.int32)
-        self.register_buffer("dim_base_index", torch.cumprod(torch.cat([lv.new_ones(1), lv[:-1]]), 0, dtype=torch.int32).view(1, -1, 1))
+        place = torch.cumprod(torch.cat([lv.new_ones(1), lv[:-1]]), 0, dtype=torch.int32)
+        self.register_buffer("dim_base_index", place.view(1, -1, 1))
         self.register_buffer("num_levels", lv.view(1, -1, 1))
         self.eps = eps
 
@@ -357,7 +358,8 @@ class SpectralCodecModel(nn.Module):
         return self.decode(self.encode(audio))
 
 
-def config_from_options(variant: Variant | None = None, options: Mapping[str, Any] | None = None) -> SpectralCodecConfig:
+def config_from_options(variant: Variant | None = None,
+                        options: Mapping[str, Any] | None = None) -> SpectralCodecConfig:
     """Config from catalog ``options`` (``win_length``, ``hop_length``, ``up_sample_rates``, ...)."""
     opts = dict(options if options is not None else (variant.options if variant else {}))
     kw: dict[str, Any] = {}

@@ -244,7 +244,8 @@ def test_checkpoint_layouts_and_errors(tmp_path):
     state = ref.state_dict()
     new_style = {}
     for k, v in state.items():
-        k = k.replace(".weight_g", ".parametrizations.weight.original0").replace(".weight_v", ".parametrizations.weight.original1")
+        for old, new in ((".weight_g", ".parametrizations.weight.original0"), (".weight_v", ".parametrizations.weight.original1")):
+            k = k.replace(old, new)
         new_style[k] = v
     assert official_state_dict(new_style).keys() == state.keys()
     torch.save({"state_dict": {**new_style, "discriminator.x": torch.zeros(1)}}, tmp_path / "model_weights.ckpt")
