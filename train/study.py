@@ -336,6 +336,8 @@ def study_model(
                 k=config.knn_k,
                 chunk_size=config.chunk_size,
                 msp_precision="float32" if config.eer == "anchor" else "float64",
+                classes=fit.classes if fit is not None else None,
+                fusion_w=config.fusion_w,
             )[dname]
         except ValueError as exc:  # e.g. fewer training rows than k
             why_not[dname] = na_reason(exc)

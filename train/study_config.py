@@ -13,7 +13,7 @@ from manifests.recipe_schema import check_keys, check_sections
 
 from .data import CLASS_COLUMNS
 from .metrics import EER_CONVENTIONS
-from .ood import DETECTOR_NAMES
+from .ood import ALL_DETECTORS, DETECTOR_NAMES
 from .paper_tables import TABLE6_COLUMNS
 from .tables import DEFAULT_ALM_BACKENDS
 
@@ -24,7 +24,7 @@ SUBSETS = ("train", "dev", "eval_id", "eval_unseen", "eval_ood", "unseen_real", 
 STUDY_KEYS = {
     "models", "protocol_dir", "detectors", "output", "title", "checkpoint", "batch_size", "device",
     "num_workers", "knn_k", "chunk_size", "max_fit_rows", "seed", "embedding_map", "alm_backends", "alm_columns",
-    "dataset_card", "plots", "fit_subset", "eer", "class_column",
+    "dataset_card", "plots", "fit_subset", "eer", "class_column", "fusion_w",
 }
 
 
@@ -65,6 +65,7 @@ class StudyConfig:
     # how rows are labelled: label (ST) | class_id (MLAAD-style releases); every studied model must
     # have been trained with the same (train.data.apply_class_column)
     class_column: str = "label"
+    fusion_w: float = 0.5  # weight w of the opt-in ``fusion`` detector (train.ood.FusionDetector)
 
     def __post_init__(self):
         bad = {k: v for k, v in dict(self.alm_columns).items() if v not in {c for c, _ in TABLE6_COLUMNS}}
@@ -72,9 +73,11 @@ class StudyConfig:
             raise ValueError(f"alm_columns: {bad} name no Table 6 column; expected some of {[c for c, _ in TABLE6_COLUMNS]}")
         if self.eer not in EER_CONVENTIONS:
             raise ValueError(f"eer must be one of {EER_CONVENTIONS}, got {self.eer!r}")
-        unknown = [d for d in self.detectors if d not in DETECTOR_NAMES]
+        unknown = [d for d in self.detectors if d not in ALL_DETECTORS]
         if unknown:
-            raise ValueError(f"unknown OOD detectors {unknown}; expected some of {DETECTOR_NAMES}")
+            raise ValueError(f"unknown OOD detectors {unknown}; expected some of {ALL_DETECTORS}")
+        if not 0.0 <= self.fusion_w <= 1.0:
+            raise ValueError(f"fusion_w must be in [0, 1], got {self.fusion_w}")
         if self.embedding_map not in ("pca", "tsne"):
             raise ValueError(f"embedding_map must be 'pca' or 'tsne', got {self.embedding_map!r}")
         if self.class_column not in CLASS_COLUMNS:
@@ -152,7 +155,7 @@ def load_study_config(recipe: str | os.PathLike, **overrides: Any) -> StudyConfi
         detectors = [detectors]
     kwargs = {k: sec[k] for k in ("checkpoint", "batch_size", "device", "num_workers", "knn_k", "chunk_size",
                                    "max_fit_rows", "seed", "embedding_map", "plots", "fit_subset", "eer",
-                                   "class_column") if k in sec}
+                                   "class_column", "fusion_w") if k in sec}
     if "alm_backends" in sec:
         kwargs["alm_backends"] = {str(k).lower(): int(v) for k, v in (sec["alm_backends"] or {}).items()}
     if "alm_columns" in sec:
