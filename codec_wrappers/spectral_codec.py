@@ -411,14 +411,9 @@ def official_state_dict(ckpt: Mapping[str, Any]) -> dict[str, torch.Tensor]:
 
 def load_official_checkpoint(model: SpectralCodecModel, path: str) -> SpectralCodecModel:
     """Load a ``.nemo`` / ``model_weights.ckpt`` into ``model`` with ``strict=True``; errors name the file."""
-    ckpt = read_nemo_state_dict(path)
-    if not isinstance(ckpt, Mapping):
-        raise ValueError(f"{path}: expected a state dict, got {type(ckpt).__name__}")
-    try:
-        model.load_state_dict(official_state_dict(ckpt), strict=True)
-    except (RuntimeError, ValueError) as exc:
-        raise ValueError(f"{path}: not a Spectral Codec checkpoint for this config ({exc})") from None
-    return model
+    from codec_wrappers.weights import load_strict
+
+    return load_strict(model, path, official_state_dict, "Spectral Codec", read=read_nemo_state_dict)
 
 
 def build_model(cfg: SpectralCodecConfig, weights: ResolvedWeights) -> SpectralCodecModel:

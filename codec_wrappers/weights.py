@@ -363,13 +363,14 @@ def scale_residual_branches(model: Any, state: dict[str, Any], class_name: str =
     return state
 
 
-def load_strict(model: Any, path: str | os.PathLike, to_state_dict, codec: str) -> Any:
+def load_strict(model: Any, path: str | os.PathLike, to_state_dict, codec: str, read=None) -> Any:
     """Load checkpoint file ``path`` into ``model`` with ``strict=True``.
 
     ``to_state_dict(ckpt_dict) -> state_dict`` maps the upstream file's layout (prefixes, nested
     parts) onto the model's keys. Any mismatch is a ``ValueError`` naming the file and the codec.
+    ``read(path)`` opens the file (default :func:`load_checkpoint`; e.g. a reader of a ``.nemo`` tar).
     """
-    ckpt = load_checkpoint(path)
+    ckpt = (read or load_checkpoint)(path)
     if not isinstance(ckpt, Mapping):
         raise ValueError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
     try:
