@@ -31,6 +31,7 @@ BUILTIN_FAMILIES: dict[str, str] = {
     "funcodec": "codec_wrappers.funcodec",
     "facodec": "codec_wrappers.facodec",
     "audiodec": "codec_wrappers.audiodec",
+    "ticodec": "codec_wrappers.ticodec",
 }
 
 _registered: dict[str, Loader] = {}
