@@ -31,6 +31,7 @@ BUILTIN_FAMILIES: dict[str, str] = {
     "funcodec": "codec_wrappers.funcodec",
     "facodec": "codec_wrappers.facodec",
     "audiodec": "codec_wrappers.audiodec",
+    "spectral_codec": "codec_wrappers.spectral_codec",
     "ticodec": "codec_wrappers.ticodec",
 }
 

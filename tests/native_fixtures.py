@@ -28,7 +28,9 @@ REF_DIR = Path(os.environ.get("NCST_REF_DIR") or Path(__file__).resolve().parent
 FIXTURE_VARIANTS = (
     "audiodec_24k_320d", "facodec_16k", "funcodec_16k_ds320_freq", "funcodec_16k_ds320_time",
     "hificodec_16k_320d", "hificodec_24k_320d", "soundstream_16k_4kbps", "wavtokenizer_24k_40tps",
-    "wavtokenizer_24k_75tps", "ticodec_24k_1g1r", "ticodec_24k_1g2r", "ticodec_24k_1g4r",
+    "wavtokenizer_24k_75tps",
+    "spectral_codec_22k", "spectral_codec_44k",
+    "ticodec_24k_1g1r", "ticodec_24k_1g2r", "ticodec_24k_1g4r",
 )
 
 

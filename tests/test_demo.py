@@ -63,7 +63,8 @@ def test_demo_runs_every_stage(tmp_path):
     # REFD (RE + FD on the frozen tiny wav2vec 2.0) gets Tables 3-5 rows and its Fréchet table
     assert results["models"]["refd"]["status"] == "ok"
     assert "refd" in set(pd.read_csv(out / "study" / "table3_id_f1.csv", comment=">")["model"])
-    assert "refd" in set(pd.read_csv(out / "study" / "table5_ood.csv", comment=">")["model"])
+    t5 = pd.read_csv(out / "study" / "table5_ood.csv", comment=">")
+    assert "refd" in set(t5["model"]) and "Fusion" in set(t5[t5["model"] == "refd"]["detector"])
     frechet = pd.read_csv(out / "study" / "refd_frechet.csv", comment=">")
     assert {"eval_id", "eval_ood"} <= set(frechet["set"]) and (frechet["frechet"].dropna() >= 0).all()
     assert "REFD - Fréchet distance per class" in html and (out / "study" / "refd_fusion_sweep.csv").exists()

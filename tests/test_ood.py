@@ -141,3 +141,28 @@ def test_msp_float32_saturates_and_ties_like_the_anchor():
     assert ood.make_detector("msp").precision == "float64"
     with pytest.raises(ValueError, match="msp precision"):
         ood.MSPDetector("float16")
+
+
+def test_fusion_detector_hand_computed_and_in_the_study_set():
+    # two classes (ST labels 1 and 3) on axes 0 and 1; a third logit column (label 5) has no train row
+    emb = np.array([[2.0, 0.0], [1.0, 0.0], [0.0, 3.0]])
+    logits = np.zeros((3, 3))
+    det = ood.make_detector("fusion", fusion_w=0.25, classes=[1, 3, 5]).fit(logits, emb, np.array([1, 1, 3]))
+    assert det.prototypes.tolist() == [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]  # zero prototype for label 5
+    test_logits = np.array([[np.log(2.0), 0.0, 0.0], [0.0, 0.0, 0.0]])
+    test_emb = np.array([[1.0, 1.0], [-1.0, 0.0]])
+    # row 0: softmax [.5 .25 .25], cos [.707 .707 0] -> max(.75*.5+.25*.707, .75*.25+.25*.707, .75*.25)
+    # row 1: softmax 1/3 each, cos [-1 0 0] -> max(.75/3 - .25, .75/3, .75/3) = .25
+    want = [0.75 * 0.5 + 0.25 * np.sqrt(0.5), 0.25]
+    assert det.score(test_logits, test_emb) == pytest.approx(want)
+    assert ood.make_detector("fusion", fusion_w=0.0, classes=[1, 3, 5]).fit(logits, emb, [1, 1, 3]).score(
+        test_logits, test_emb) == pytest.approx(ood.MSPDetector().score(test_logits))  # w = 0 is MSP
+    with pytest.raises(ValueError, match="class of each of the 3 logit columns"):
+        ood.make_detector("fusion", classes=[1, 3]).fit(logits, emb, [1, 1, 3])
+    with pytest.raises(ValueError, match=r"w must be in \[0, 1\]"):
+        ood.FusionDetector(w=1.5)
+    assert "fusion" in ood.ALL_DETECTORS and "fusion" not in ood.DETECTOR_NAMES  # opt-in: the paper has five
+    # cached like the others, keyed by w
+    (tl, tf, ty), (il, if_), (ol, of) = _clusters()
+    a = ood.fit_detectors(["fusion"], tl, tf, ty, classes=[0, 1], fusion_w=0.5)["fusion"]
+    assert M.auc(*M.binary_scores(a.score(il, if_), a.score(ol, of))) > 0.95

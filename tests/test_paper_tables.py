@@ -90,6 +90,14 @@ def test_table5_avg_column_and_avg_row_are_means_of_their_cells():
     assert rows[2]["different config AUC"] == pytest.approx(got["auc"]) and rows[2]["different config EER"] == pytest.approx(got["eer"])
 
 
+def test_table5_opt_in_fusion_row_stays_out_of_the_avg_row():
+    good = _scores([3.0, 2.0], {c: [0.0, 1.0] for c in P.TABLE5_CONDITIONS})  # AUC 1
+    bad = _scores([0.0, 1.0], {c: [3.0, 2.0] for c in P.TABLE5_CONDITIONS})  # AUC 0
+    rows = P.table5_paper("m", {"msp": good, "fusion": bad}, ["msp", "fusion"])
+    assert [r["detector"] for r in rows] == ["MSP", "Fusion", "AVG"]
+    assert rows[1]["OOD single codec AUC"] == 0.0 and rows[2]["OOD single codec AUC"] == 1.0  # MSP alone
+
+
 def test_table5_missing_condition_and_detector_without_scores():
     sc = _scores([3.0, 2.0, 1.0], {"OOD single codec": [0.0, 2.5], "different source": [-1.0]})
     rows = P.table5_paper("m", {"msp": sc, "energy": sc}, ["msp", "energy", "knn"], why_not={"knn": "n/a (no 'train' rows to fit on)"})

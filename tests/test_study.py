@@ -358,6 +358,19 @@ def test_eer_anchor_convention_end_to_end(tmp_path):
         S.load_study_config(recipe, eer="aasist")
 
 
+def test_fusion_detector_is_a_table5_row_outside_the_avg(tmp_path):
+    recipe = _setup(tmp_path)
+    res = S.run_study_from_recipe(recipe, predict_fn=KnownPredictor(), plots=False, detectors=["msp", "knn", "fusion"],
+                                  fusion_w=0.5, output="out/study-fusion")
+    t5 = pd.read_csv(res.output / "table5_ood.csv", comment=">").set_index("detector")
+    assert list(t5.index) == ["MSP", "KNN", "Fusion", "AVG"]
+    # ID rows sit on their class prototype with a confident logit; OOD rows are flat and far
+    assert t5.loc["Fusion", "OOD single codec AUC"] == 1.0 and t5.loc["Fusion", "AVG EER"] == 0.0
+    assert S.load_study_config(recipe, fusion_w=0.3).fusion_w == 0.3
+    with pytest.raises(ValueError, match=r"fusion_w must be in \[0, 1\]"):
+        S.load_study_config(recipe, fusion_w=2)
+
+
 TRAINER = importlib.util.find_spec("train.trainer") is not None and importlib.util.find_spec("train.predict") is not None
 
 

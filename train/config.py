@@ -60,6 +60,9 @@ class TrainConfig:
     train_subset: str = "train"
     dev_subset: str = "dev"
     classes: tuple[int, ...] | None = None  # ST labels, in logit order; None: labels present in train
+    # what a row's class is: label (ST label) | class_id (extra.class_id, for releases whose fake
+    # systems are not ST codecs, e.g. MLAAD; see train.data.apply_class_column)
+    class_column: str = "label"
     # audio
     sample_rate: int = 16000
     num_samples: int = 64600
@@ -132,6 +135,8 @@ class TrainConfig:
             raise ValueError(f"refd_fusion_w must be in [0, 1], got {self.refd_fusion_w}")
         if not 0.0 < self.refd_ood_tpr < 1.0:
             raise ValueError(f"refd_ood_tpr must be in (0, 1), got {self.refd_ood_tpr}")
+        if self.class_column not in ("label", "class_id"):
+            raise ValueError(f"class_column must be 'label' or 'class_id', got {self.class_column!r}")
         if self.model == "taxonomy":
             from .taxonomy import VARIANTS
 

@@ -3,6 +3,11 @@
 A protocol file is a manifest of kind ``protocol`` at ``<protocol_dir>/subsets/<subset>.parquet``
 (``path`` column absolute once read, ST ``label`` 0..11, -1 for non-ST spoofs). Only ``status == "ok"`` rows are used.
 
+Classes are ST labels by default (``class_column="label"``). A release whose fake systems are not ST
+codecs (MLAAD: every fake has label -1 and its system's index in ``extra["class_id"]``) is read with
+``class_column="class_id"``: fakes of a known system get label ``CLASS_ID_BASE + class_id``, reals
+keep 0, fakes of systems absent from training get -1 (see :func:`apply_class_column`).
+
 Each item is decoded with soundfile (channels averaged), resampled to 16 kHz with soxr and cut to
 its FIRST ``num_samples`` samples (ST-Codecfake does this in training too), or repeat-padded
 (tiled) when shorter. ``random_crop=True`` takes a random window instead (training only), drawn
@@ -23,6 +28,7 @@ of its output, so one bad file never stops an epoch.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -42,6 +48,10 @@ log = logging.getLogger(__name__)
 
 NUM_SAMPLES = 64600
 SAMPLE_RATE = 16000
+CLASS_COLUMNS = ("label", "class_id")
+# class_id classes sit above every ST label (0..11), so a table or a checkpoint can never read one
+# as the other (class_id 0 would otherwise be label 1, Mimi).
+CLASS_ID_BASE = 1000
 
 
 # ---------------------------------------------------------------- protocol rows
@@ -50,8 +60,44 @@ def protocol_path(protocol_dir: str | os.PathLike, subset: str) -> Path:
     return protocol_subset_path(protocol_dir, subset)
 
 
-def read_protocol(protocol_dir: str | os.PathLike, subset: str, *, limit: int | None = None) -> pd.DataFrame:
-    """The ``status == "ok"`` rows of ``<protocol_dir>/subsets/<subset>.parquet`` (first ``limit`` rows if set)."""
+def _class_id(extra) -> int | None:
+    try:
+        value = json.loads(extra).get("class_id") if isinstance(extra, str) and extra else None
+    except (ValueError, AttributeError):
+        return None
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def apply_class_column(df: pd.DataFrame, class_column: str = "label") -> pd.DataFrame:
+    """``df`` with ``label`` holding the class each row trains and scores as.
+
+    ``"label"``: unchanged (ST labels). ``"class_id"``: reals (``is_fake`` False) 0, fakes with an
+    integer ``extra["class_id"]`` ``CLASS_ID_BASE + class_id``, other fakes -1 (an unseen system);
+    the manifest's label is kept in ``st_label``. Depends only on ``is_fake`` and ``extra``, so
+    applying it twice changes nothing.
+    """
+    if class_column not in CLASS_COLUMNS:
+        raise ValueError(f"class_column must be one of {CLASS_COLUMNS}, got {class_column!r}")
+    if class_column == "label":
+        return df
+    where = df.attrs.get("source_path", "protocol frame")
+    for col in ("is_fake", "extra"):
+        if col not in df.columns:
+            raise ValueError(f"{where}: class_column 'class_id' needs column {col!r}")
+    out = df.copy()
+    ids = [_class_id(e) for e in out["extra"]]
+    fake = out["is_fake"].astype(bool).to_numpy()
+    if "st_label" not in out.columns:
+        out["st_label"] = out["label"]
+    out["label"] = [0 if not f else (-1 if i is None else CLASS_ID_BASE + i) for i, f in zip(ids, fake)]
+    out.attrs = dict(df.attrs)
+    return out
+
+
+def read_protocol(protocol_dir: str | os.PathLike, subset: str, *, limit: int | None = None,
+                  class_column: str = "label") -> pd.DataFrame:
+    """The ``status == "ok"`` rows of ``<protocol_dir>/subsets/<subset>.parquet`` (first ``limit``
+    rows if set), labelled by ``class_column`` (:func:`apply_class_column`)."""
     path = protocol_path(protocol_dir, subset)
     if not path.exists():
         raise FileNotFoundError(f"protocol file not found: {path} (run `ncst protocol` first)")
@@ -63,14 +109,16 @@ def read_protocol(protocol_dir: str | os.PathLike, subset: str, *, limit: int | 
     if limit is not None:
         df = df.iloc[:limit].reset_index(drop=True)
     df.attrs["source_path"] = str(path)
-    return df
+    return apply_class_column(df, class_column)
 
 
 def default_classes(train_df: pd.DataFrame) -> list[int]:
     """ST labels present in the training rows, sorted (ID training: [0, 1, ..., 6])."""
     labels = sorted(int(x) for x in pd.unique(train_df["label"]) if int(x) >= 0)
     if not labels:
-        raise ValueError("the training protocol has no rows with an ST label (>= 0)")
+        where = train_df.attrs.get("source_path", "the training protocol")
+        raise ValueError(f"{where}: no rows with a class label (>= 0); a release whose fakes are not ST "
+                         "codecs (MLAAD) trains with class_column: class_id")
     return labels
 
 

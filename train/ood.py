@@ -20,6 +20,13 @@ Detectors (the ST-Codecfake set):
   (``guide``) and no ``N_eval x N_train`` matrix is ever built; :func:`nsd_pairwise` is the chunked
   literal form, kept as the reference the tests compare against.
 
+Beyond the ST-Codecfake set, ``fusion`` (opt-in: ``detectors: [..., fusion]``) is the score-embedding
+fusion of Kulkarni et al. (Interspeech 2025) as a post-hoc detector on any source tracer:
+``max_k (1 - w) softmax(logits)_k + w cos(x, p_k)`` with ``p_k`` the mean L2-normalised training
+embedding of logit column k's class (:mod:`train.fusion`; w = ``fusion_w``, default 0.5). A REFD
+run fuses its FD stage's logits inside its own decision; this detector fuses the logits the study
+sees, so it puts the fusion on the same Table 5 footing as the five detectors above.
+
 Detectors that need training statistics (``knn``, ``mahalanobis``, ``nsd``) are fitted once on
 the training-set predictions; :func:`fit_detectors` caches their state as ``.npz`` files keyed by
 the run and a checksum of the training predictions.
@@ -36,9 +43,11 @@ from scipy.special import logsumexp
 from manifests.atomic import atomic_path
 
 __all__ = [
+    "ALL_DETECTORS",
     "DETECTOR_NAMES",
     "Detector",
     "EnergyDetector",
+    "FusionDetector",
     "KNNDetector",
     "MSPDetector",
     "MSP_PRECISIONS",
@@ -51,7 +60,8 @@ __all__ = [
     "predictions_checksum",
 ]
 
-DETECTOR_NAMES = ("msp", "energy", "knn", "mahalanobis", "nsd")
+DETECTOR_NAMES = ("msp", "energy", "knn", "mahalanobis", "nsd")  # the paper's five (the study's default)
+ALL_DETECTORS = (*DETECTOR_NAMES, "fusion")
 DEFAULT_CHUNK = 1024
 
 
@@ -317,20 +327,75 @@ class NSDDetector(Detector):
         return self
 
 
+class FusionDetector(Detector):
+    """Score-embedding fusion: ``max_k (1 - w) softmax(logits)_k + w cos(x, p_k)``.
+
+    ``classes`` names the class of each logit column; ``p_k`` is the prototype
+    (:func:`train.fusion.class_prototypes`) of the training rows labelled ``classes[k]``. A column
+    whose class has no training row keeps a zero prototype (cosine 0), as REFD's trainer does.
+    """
+
+    name = "fusion"
+    needs_fit = True
+
+    def __init__(self, w: float = 0.5, classes=None):
+        if not 0.0 <= float(w) <= 1.0:
+            raise ValueError(f"fusion weight w must be in [0, 1], got {w}")
+        self.w = float(w)
+        self.classes = None if classes is None else [int(c) for c in classes]
+        self.prototypes: np.ndarray | None = None
+
+    def params(self) -> dict:
+        return {"w": self.w, "classes": tuple(self.classes or ())}
+
+    def fit(self, logits, embeddings, labels) -> "FusionDetector":
+        from .fusion import class_prototypes
+
+        feats = _as_2d("train embeddings", embeddings)
+        z = _as_2d("train logits", logits, n=len(feats))
+        labels = np.asarray(labels)
+        if self.classes is None or len(self.classes) != z.shape[1]:
+            raise ValueError(f"fusion needs the class of each of the {z.shape[1]} logit columns, got classes {self.classes}")
+        known = np.isin(labels, self.classes)
+        if not known.any():
+            raise ValueError("fusion needs training rows of the model's classes, got none")
+        found, protos = class_prototypes(feats[known], labels[known])
+        self.prototypes = np.zeros((len(self.classes), feats.shape[1]), dtype=np.float64)
+        for c, p in zip(found.tolist(), protos):
+            self.prototypes[self.classes.index(int(c))] = p
+        return self
+
+    def score(self, logits, embeddings) -> np.ndarray:
+        from .fusion import fused_class_scores
+
+        self._check_fitted("prototypes")
+        x = _as_2d("embeddings", embeddings)
+        return fused_class_scores(_as_2d("logits", logits, n=len(x)), x, self.prototypes, self.w).max(axis=1)
+
+    def state(self) -> dict[str, np.ndarray]:
+        self._check_fitted("prototypes")
+        return {"prototypes": self.prototypes}
+
+    def load_state(self, state) -> "FusionDetector":
+        self.prototypes = np.asarray(state["prototypes"], dtype=np.float64)
+        return self
+
+
 _FACTORIES = {
     "msp": lambda msp_precision="float64", **kw: MSPDetector(msp_precision),
     "energy": lambda temperature=1.0, **kw: EnergyDetector(temperature),
     "knn": lambda k=7, chunk_size=DEFAULT_CHUNK, **kw: KNNDetector(k, chunk_size),
     "mahalanobis": lambda normalize=True, chunk_size=DEFAULT_CHUNK, **kw: MahalanobisDetector(normalize, chunk_size),
     "nsd": lambda chunk_size=DEFAULT_CHUNK, **kw: NSDDetector(chunk_size),
+    "fusion": lambda fusion_w=0.5, classes=None, **kw: FusionDetector(fusion_w, classes),
 }
 
 
 def make_detector(name: str, **kwargs) -> Detector:
-    """A detector by name (``DETECTOR_NAMES``); unknown keyword arguments are ignored."""
+    """A detector by name (``ALL_DETECTORS``); unknown keyword arguments are ignored."""
     key = name.lower()
     if key not in _FACTORIES:
-        raise ValueError(f"unknown OOD detector {name!r}; expected one of {DETECTOR_NAMES}")
+        raise ValueError(f"unknown OOD detector {name!r}; expected one of {ALL_DETECTORS}")
     return _FACTORIES[key](**kwargs)
 
 

@@ -36,7 +36,7 @@ import torch
 from manifests.progress import Progress
 
 from .config import TrainConfig
-from .data import AudioDataset, make_loader
+from .data import AudioDataset, apply_class_column, make_loader
 from .taxonomy import TASK_CLASSES, TASKS, spoof_probability, task_probabilities, task_targets
 from .trainer import load_checkpoint, model_for
 
@@ -45,8 +45,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Predictions:
-    """Scores of N rows. ``labels`` are ST labels (0..11, -1 for non-ST spoofs) from the manifest;
-    ``logits (N, C)`` and ``embeddings (N, D)`` float32; ``classes`` maps logit columns to ST labels."""
+    """Scores of N rows. ``labels`` are class labels: ST labels (0..11, -1 for non-ST spoofs) from the
+    manifest, or ``CLASS_ID_BASE + class_id`` for a run with ``class_column: class_id``;
+    ``logits (N, C)`` and ``embeddings (N, D)`` float32; ``classes`` maps logit columns to labels."""
 
     utt_ids: list[str]
     labels: np.ndarray
@@ -100,7 +101,7 @@ def _forward_rows(model: torch.nn.Module, config: TrainConfig, df: pd.DataFrame,
     """``(dataset, kept positions, logits (N, C), embeddings (N, D))`` of the ok rows of ``df``."""
     if "status" in df.columns:
         df = df[df["status"] == "ok"]
-    df = df.reset_index(drop=True)
+    df = apply_class_column(df.reset_index(drop=True), config.class_column)
     ds = AudioDataset(df, classes, num_samples=config.num_samples, sample_rate=config.sample_rate, random_crop=False,
                       name=str(df.attrs.get("source_path", "predict")))
     inputs = lambda b: b["wav"]  # noqa: E731

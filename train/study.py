@@ -1,4 +1,5 @@
-"""The ST-Codecfake study: Tables 3-6, plots and one HTML report for trained source tracers.
+"""The ST-Codecfake study: Tables 3-6, plots and one HTML report for trained source tracers
+(settings: :mod:`train.study_config`).
 
 Reads the ``study:`` section of a recipe, the protocol parquet files
 (``<protocol_dir>/subsets/<subset>.parquet``, subsets train, eval_id, eval_unseen, eval_ood, unseen_real,
@@ -53,19 +54,18 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from manifests import protocol_subset_path, read_manifest
 from manifests.atomic import atomic_path, write_text_atomic
-from manifests.recipe_schema import check_keys, check_sections
 
+from .data import apply_class_column
 from .features import is_marked_random
-from .metrics import EER_CONVENTIONS
-from .ood import DETECTOR_NAMES, fit_detectors, make_detector
-from .paper_tables import TABLE6_COLUMNS, paper_ood_conditions, table4_paper, table5_paper, table6_paper
+from .ood import DETECTOR_NAMES, fit_detectors, make_detector  # noqa: F401 - DETECTOR_NAMES re-exported
+from .paper_tables import paper_ood_conditions, table4_paper, table5_paper, table6_paper
 from .study_tables import EER_NOTES, failed_rows, study_tables
 from .tables import (
     DEFAULT_ALM_BACKENDS,
@@ -82,165 +82,16 @@ from .tables import (
 )
 from .refd_tables import NOTES as REFD_NOTES
 from .taxonomy_tables import TAXONOMY_SUBSETS, align_taxonomy, is_taxonomy_prediction, taxonomy_results, taxonomy_tables
+from .study_config import STUDY_KEYS, SUBSETS, ModelRef, StudyConfig, load_study_config  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
-SUBSETS = ("train", "dev", "eval_id", "eval_unseen", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config",
-           "ood_other", "alm", "cors")
 EVAL_SUBSETS = ("eval_id", "eval_ood", "unseen_real", "diff_config", "diff_source", "ood_config", "ood_other", "alm", "cors")
 NEEDED_COLUMNS = ("utt_id", "path", "label", "label_name", "is_fake", "status", "codec", "variant", "weights_id")
 # Per-model entries of results.json: long (detail) rows under the old names, paper layouts beside.
 RESULT_TABLES = ("table3", "table4", "table4_paper", "table5", "table5_paper", "table6", "table6_paper", "cors")
 # Per-model entries of a taxonomy run (kind "taxonomy"): its head setup and tables.
 TAXONOMY_JSON = ("variant", "tasks", "frontend", "taxonomy_f1", "taxonomy_f1_detail", "taxonomy_cors", "taxonomy_cosg")
-# Allowed keys of the study: section (checked with JSON Schema by manifests.recipe_schema): a new
-# key is one more name here.
-STUDY_KEYS = {
-    "models", "protocol_dir", "detectors", "output", "title", "checkpoint", "batch_size", "device",
-    "num_workers", "knn_k", "chunk_size", "max_fit_rows", "seed", "embedding_map", "alm_backends", "alm_columns",
-    "dataset_card", "plots", "fit_subset", "eer",
-}
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A trained run to study: display ``name`` and ``path`` (run dir or checkpoint file)."""
-
-    name: str
-    path: Path
-
-
-@dataclass(frozen=True)
-class StudyConfig:
-    """Everything a study needs. Paths are absolute once built by :func:`load_study_config`."""
-
-    models: tuple[ModelRef, ...]
-    protocol_dir: Path
-    output: Path
-    detectors: tuple[str, ...] = DETECTOR_NAMES
-    title: str = "ncst study"
-    checkpoint: str = "best.pt"  # file inside a run dir; ignored when a ModelRef points at a file
-    batch_size: int = 32
-    device: str = "cpu"
-    num_workers: int = 0
-    knn_k: int = 7
-    chunk_size: int = 1024
-    max_fit_rows: int | None = None  # seeded subsample of the fit subset (None: all rows)
-    fit_subset: str = "train"
-    seed: int = 0
-    embedding_map: str = "pca"  # pca | tsne
-    alm_backends: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_ALM_BACKENDS))
-    # ALM condition -> the paper's Table 6 column it fills (beyond the built-in names), e.g. a
-    # labelled stand-in set; every mapping is noted under Table 6.
-    alm_columns: Mapping[str, str] = field(default_factory=dict)
-    dataset_card: Path | None = None
-    plots: bool = True
-    eer: str = "interpolated"  # interpolated | anchor (see train.metrics); anchor: MSP in float32 too
-
-    def __post_init__(self):
-        bad = {k: v for k, v in dict(self.alm_columns).items() if v not in {c for c, _ in TABLE6_COLUMNS}}
-        if bad:
-            raise ValueError(f"alm_columns: {bad} name no Table 6 column; expected some of {[c for c, _ in TABLE6_COLUMNS]}")
-        if self.eer not in EER_CONVENTIONS:
-            raise ValueError(f"eer must be one of {EER_CONVENTIONS}, got {self.eer!r}")
-        unknown = [d for d in self.detectors if d not in DETECTOR_NAMES]
-        if unknown:
-            raise ValueError(f"unknown OOD detectors {unknown}; expected some of {DETECTOR_NAMES}")
-        if self.embedding_map not in ("pca", "tsne"):
-            raise ValueError(f"embedding_map must be 'pca' or 'tsne', got {self.embedding_map!r}")
-        if self.fit_subset not in SUBSETS:
-            raise ValueError(f"fit_subset must be one of {SUBSETS}, got {self.fit_subset!r}")
-        if self.max_fit_rows is not None and self.max_fit_rows < 1:
-            raise ValueError(f"max_fit_rows must be >= 1 or null, got {self.max_fit_rows}")
-
-
-# ----------------------------------------------------------------------------- recipe
-
-
-def _resolve(base: Path, p: str | os.PathLike) -> Path:
-    p = Path(os.path.expanduser(str(p)))
-    return (p if p.is_absolute() else base / p).resolve()
-
-
-def _run_dirs(runs_root: Path) -> list[Path]:
-    if not runs_root.is_dir():
-        return []
-    return sorted(d for d in runs_root.iterdir() if d.is_dir() and any((d / f).exists() for f in ("best.pt", "last.pt")))
-
-
-def load_study_config(recipe: str | os.PathLike, **overrides: Any) -> StudyConfig:
-    """Build a :class:`StudyConfig` from a recipe YAML's ``study:`` section (+ ``overrides``).
-
-    Relative paths (``output_dir``, ``protocol_dir``, ``output``, model paths) are taken from the
-    recipe file's folder. A model given by name is ``<output_dir>/runs/<name>``; no ``models``
-    means every run dir under ``<output_dir>/runs/``.
-    """
-    import yaml
-
-    recipe = Path(recipe)
-    if not recipe.is_file():
-        raise FileNotFoundError(f"recipe not found: {recipe}")
-    data = yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{recipe}: a recipe must be a mapping, got {type(data).__name__}")
-    check_sections(data, str(recipe))
-    base = recipe.resolve().parent
-    output_dir = _resolve(base, data.get("output_dir", "."))
-    sec = data.get("study") or {}
-    if not isinstance(sec, dict):
-        raise ValueError(f"{recipe}: 'study' must be a mapping")
-    sec = {**sec, **{k: v for k, v in overrides.items() if v is not None}}
-    check_keys(sec, STUDY_KEYS, str(recipe), "study")
-
-    models: list[ModelRef] = []
-    entries = sec.get("models")
-    if isinstance(entries, (str, dict)):
-        entries = [entries]
-    for entry in entries or []:
-        if isinstance(entry, dict):
-            if "path" not in entry and "name" not in entry:
-                raise ValueError(f"{recipe}: study.models entry {entry!r} needs 'name' or 'path'")
-            name = str(entry.get("name") or Path(entry["path"]).name)
-            raw = entry.get("path") or name
-        else:
-            raw = str(entry)
-            name = Path(raw).name if raw not in (".", "") else "model"
-        cand = _resolve(base, raw)
-        path = cand if cand.exists() else (output_dir / "runs" / raw).resolve()
-        if path.is_file():  # a checkpoint: name it after its run dir
-            name = name if isinstance(entry, dict) and entry.get("name") else f"{path.parent.name}/{path.stem}"
-        models.append(ModelRef(name, path))
-    if not entries:
-        models = [ModelRef(d.name, d) for d in _run_dirs(output_dir / "runs")]
-    names = [m.name for m in models]
-    if len(set(names)) != len(names):
-        raise ValueError(f"{recipe}: study.models names repeat: {names}")
-
-    detectors = sec.get("detectors") or DETECTOR_NAMES
-    if isinstance(detectors, str):
-        detectors = [detectors]
-    kwargs = {k: sec[k] for k in ("checkpoint", "batch_size", "device", "num_workers", "knn_k", "chunk_size",
-                                   "max_fit_rows", "seed", "embedding_map", "plots", "fit_subset", "eer") if k in sec}
-    if "alm_backends" in sec:
-        kwargs["alm_backends"] = {str(k).lower(): int(v) for k, v in (sec["alm_backends"] or {}).items()}
-    if "alm_columns" in sec:
-        kwargs["alm_columns"] = {str(k).lower(): str(v) for k, v in (sec["alm_columns"] or {}).items()}
-    if "eer" in sec:
-        kwargs["eer"] = str(sec["eer"]).lower()
-    try:
-        return StudyConfig(
-            models=tuple(models),
-            protocol_dir=_resolve(base, sec["protocol_dir"]) if sec.get("protocol_dir") else output_dir / "protocol",
-            output=_resolve(base, sec["output"]) if sec.get("output") else output_dir / "study",
-            detectors=tuple(str(d).lower() for d in detectors),
-            title=str(sec.get("title") or data.get("name") or "ncst study"),
-            dataset_card=_resolve(base, sec["dataset_card"]) if sec.get("dataset_card") else None,
-            **kwargs,
-        )
-    except ValueError as exc:
-        raise ValueError(f"{recipe}: study: {exc}") from exc
-
-
 # ----------------------------------------------------------------------------- protocol
 
 
@@ -267,7 +118,7 @@ class Protocol:
         return allrows.groupby(["codec", "variant", "weights_id"], dropna=False).size().reset_index(name="rows")
 
 
-def load_protocol(directory: str | os.PathLike) -> Protocol:
+def load_protocol(directory: str | os.PathLike, class_column: str = "label") -> Protocol:
     """Read ``<directory>/subsets/<subset>.parquet`` (older folders: ``<subset>.parquet``) for every known subset that exists.
 
     A file that cannot be read, or lacks a needed column, is left out with its error in
@@ -299,7 +150,7 @@ def load_protocol(directory: str | os.PathLike) -> Protocol:
                 ok["condition"] = ok["label_name"]
             ok["condition"] = ok["condition"].fillna("").astype(str)
             ok.loc[ok["condition"] == "", "condition"] = ok["label_name"]
-            subsets[name] = ok
+            subsets[name] = apply_class_column(ok, class_column)
     return Protocol(directory, subsets, files, dropped, errors)
 
 
@@ -352,6 +203,10 @@ class TrainedPredictor:
             ckpt = self.checkpoint(ref)
             self._loaded[ref.name] = load_trained(ckpt if ckpt.exists() else ref.path, device=self.config.device)
         model, cfg, _classes = self._loaded[ref.name]
+        trained_on = getattr(cfg, "class_column", "label")
+        if trained_on != self.config.class_column:
+            raise ValueError(f"{ref.name} was trained with class_column {trained_on!r}, the study reads "
+                             f"{self.config.class_column!r} (set study.class_column: {trained_on})")
         fn = predict_taxonomy if cfg.model == "taxonomy" else predict
         return fn(model, cfg, rows, batch_size=self.config.batch_size, device=self.config.device,
                   num_workers=self.config.num_workers)
@@ -481,6 +336,8 @@ def study_model(
                 k=config.knn_k,
                 chunk_size=config.chunk_size,
                 msp_precision="float32" if config.eer == "anchor" else "float64",
+                classes=fit.classes if fit is not None else None,
+                fusion_w=config.fusion_w,
             )[dname]
         except ValueError as exc:  # e.g. fewer training rows than k
             why_not[dname] = na_reason(exc)
@@ -540,7 +397,7 @@ def run_study(config: StudyConfig, predict_fn: PredictFn | None = None) -> Study
 
     if not config.models:
         raise ValueError(f"no models to study: give study.models, or put run dirs under {config.protocol_dir.parent / 'runs'}")
-    protocol = load_protocol(config.protocol_dir)
+    protocol = load_protocol(config.protocol_dir, config.class_column)
     out = config.output
     out.mkdir(parents=True, exist_ok=True)
     predictor = predict_fn or TrainedPredictor(config)

@@ -86,8 +86,21 @@ class SubsetPredictions:
         return SubsetPredictions(self.rows[mask].reset_index(drop=True), self.logits[mask], self.embeddings[mask], self.classes)
 
 
-def label_name(label: int) -> str:
-    return ST_LABELS.get(int(label), str(label))
+def label_name(label: int, names: Mapping[int, str] | None = None) -> str:
+    """ST name of an ST label; for other labels (``class_column: class_id`` classes) the rows'
+    ``label_name`` from ``names`` (see :func:`row_label_names`), else the number."""
+    label = int(label)
+    if label in ST_LABELS:
+        return ST_LABELS[label]
+    return str((names or {}).get(label, label))
+
+
+def row_label_names(rows: pd.DataFrame) -> dict[int, str]:
+    """``label -> label_name`` of the rows whose label is not an ST label (e.g. MLAAD systems)."""
+    if "label_name" not in rows.columns:
+        return {}
+    pairs = rows.loc[~rows["label"].isin(list(ST_LABELS)), ["label", "label_name"]].drop_duplicates("label")
+    return {int(a): str(b) for a, b in zip(pairs["label"], pairs["label_name"])}
 
 
 def na_reason(exc: Exception) -> str:
@@ -100,10 +113,13 @@ def table3(model: str, ev: SubsetPredictions | None) -> dict:
     if ev is None:
         row.update({"n": NA, **{label_name(c): NA for c in ID_LABELS}, "macro_f1": NA, "weighted_f1": NA})
         return row
-    id_classes = [c for c in ev.classes if c in ID_LABELS] or list(ev.classes)
+    # ST classes: the paper's ID columns; other classes (class_column: class_id) are all scored
+    st = all(int(c) in ST_LABELS for c in ev.classes)
+    id_classes = ([c for c in ev.classes if c in ID_LABELS] if st else list(ev.classes)) or list(ev.classes)
     f1 = M.f1_scores(ev.labels, ev.predicted, labels=id_classes)
     row["n"] = f1["n"]
-    row.update({label_name(c): v for c, v in f1["per_class"].items()})
+    names = row_label_names(ev.rows)
+    row.update({label_name(c, names): v for c, v in f1["per_class"].items()})
     row.update(macro_f1=f1["macro"], weighted_f1=f1["weighted"])
     return row
 

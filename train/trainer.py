@@ -48,7 +48,7 @@ from manifests import NCST_VERSION
 from manifests.atomic import atomic_path
 
 from .config import TrainConfig
-from .data import AudioDataset, TaxonomyBalancedSampler, default_classes, make_loader, protocol_path, read_protocol
+from .data import CLASS_ID_BASE, AudioDataset, TaxonomyBalancedSampler, default_classes, make_loader, protocol_path, read_protocol
 from .models import build_model
 from .taxonomy import BIN_SPOOF, TASKS, task_probabilities, task_targets, taxonomy_metrics
 
@@ -191,7 +191,15 @@ class _Data:
 
     def __init__(self, config: TrainConfig, classes: list[int] | None, device: str, metrics_log=None):
         c = config
-        self.train_df = _limited(read_protocol(c.protocol_dir, c.train_subset), c.limit, c.seed)
+        self.train_df = _limited(read_protocol(c.protocol_dir, c.train_subset, class_column=c.class_column), c.limit, c.seed)
+        fakes = self.train_df[self.train_df["is_fake"].astype(bool)] if "is_fake" in self.train_df.columns else self.train_df.iloc[:0]
+        if (c.class_column == "label" and len(fakes) and "extra" in fakes.columns and (fakes["label"] < 0).all()
+                and fakes["extra"].astype(str).str.contains('"class_id"').any()):
+            raise ValueError(f"{self.train_df.attrs.get('source_path')}: no fake row has an ST label, but the rows carry "
+                             "extra.class_id (an MLAAD-style release): train with class_column: class_id (--class-column class_id)")
+        if c.class_column == "class_id" and not (self.train_df["label"] >= CLASS_ID_BASE).any():
+            raise ValueError(f"{self.train_df.attrs.get('source_path')}: class_column 'class_id' but no fake row has "
+                             "extra.class_id (the MLAAD reader writes it; ST protocols use class_column 'label')")
         taxonomy = c.model == "taxonomy"
         if classes is not None:
             self.classes = list(classes)
@@ -201,7 +209,7 @@ class _Data:
             self.classes = default_classes(self.train_df)
         self.dev_df = None
         if c.dev_subset and protocol_path(c.protocol_dir, c.dev_subset).exists():
-            self.dev_df = _limited(read_protocol(c.protocol_dir, c.dev_subset), c.limit, c.seed)
+            self.dev_df = _limited(read_protocol(c.protocol_dir, c.dev_subset, class_column=c.class_column), c.limit, c.seed)
         else:
             log.warning("no dev protocol %s: best.pt will track the training loss",
                         protocol_path(c.protocol_dir, c.dev_subset or "<none>"))

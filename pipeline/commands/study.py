@@ -15,6 +15,7 @@ def study(
     device: Optional[str] = typer.Option(None, help="torch device for predictions, e.g. cpu, cuda"),
     batch_size: Optional[int] = typer.Option(None, help="prediction batch size"),
     no_plots: bool = typer.Option(False, "--no-plots", help="skip the plots"),
+    class_column: Optional[str] = typer.Option(None, "--class-column", help="label (ST labels, default) | class_id (MLAAD systems); as the models were trained"),
 ) -> None:
     """Run the study of a recipe: Tables 3-6 (CSV + Markdown), plots, report.html, results.json."""
     import logging
@@ -30,6 +31,7 @@ def study(
         device=device,
         batch_size=batch_size,
         plots=False if no_plots else None,
+        class_column=class_column,
     )
     try:  # recipe mistakes are one line, before any work starts
         config = load_study_config(recipe, **overrides)

@@ -35,6 +35,7 @@ def train_cmd(
     limit: Optional[int] = typer.Option(None, "--limit", help="use at most N rows per subset (demo runs)"),
     random_crop: Optional[bool] = typer.Option(None, "--random-crop/--first-crop", help="training crop (default: first samples)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="default 688"),
+    class_column: Optional[str] = typer.Option(None, "--class-column", help="label (ST labels, default) | class_id (a release's extra.class_id, e.g. MLAAD systems)"),
     no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
 ) -> None:
     """Train a source-tracing model; writes best.pt, last.pt, metrics.jsonl/csv and config.json to --out."""
@@ -49,7 +50,7 @@ def train_cmd(
         epochs=epochs, batch_size=batch_size, lr=lr, device=device, num_workers=num_workers, resume=resume or None,
         w2v2_model=w2v2_model, feature_cache_dir=str(feature_cache_dir) if feature_cache_dir else None,
         max_steps_per_epoch=max_steps_per_epoch, limit=limit, random_crop=random_crop, seed=seed,
-        progress=False if no_progress else None,
+        progress=False if no_progress else None, class_column=class_column,
     )
     try:
         config = _config(TrainConfig, recipe, preset, overrides)
