@@ -58,7 +58,8 @@ class TiCodecConfig(HiFiCodecConfig):
         if self.residual_layers not in RESIDUAL_LAYERS:
             raise ValueError(f"TiCodec has 1, 2 or 4 residual layers (residul_layer), got {self.residual_layers}")
         if len(self.global_feature_conv) != 5:
-            raise ValueError(f"global_feature_conv needs [in, hidden, out, kernel, stride], got {self.global_feature_conv}")
+            raise ValueError("global_feature_conv needs [in, hidden, out, kernel, stride], "
+                             f"got {self.global_feature_conv}")
         tap = self.encoder_channels * 2 ** (len(self.upsample_rates) // 2)
         if self.global_feature_conv[0] != tap:
             raise ValueError(f"global_feature_conv[0]={self.global_feature_conv[0]} != {tap} channels of the "

@@ -54,7 +54,8 @@ def test_catalog_options_give_the_fixture_config(variant):
     hp = meta["hyperparameters"]
     cfg = config_from_options(get_variant(variant))
     assert cfg == TiCodecConfig(residual_layers=LAYERS[variant])
-    assert (cfg.sample_rate, cfg.hop_length, cfg.n_codebooks) == (hp["sampling_rate"], meta["hop_length"], hp["residul_layer"])
+    assert (cfg.sample_rate, cfg.hop_length, cfg.n_codebooks) == (hp["sampling_rate"], meta["hop_length"],
+                                                                   hp["residul_layer"])
     assert (list(cfg.global_feature_conv), cfg.global_code_num) == (hp["global_feature_conv"], hp["global_code_num"])
     assert list(cfg.upsample_rates) == hp["upsample_rates"] and cfg.n_code_groups == hp["n_code_groups"]
 
@@ -74,7 +75,8 @@ def test_configs_upstream_cannot_build_are_refused():
 def test_state_dict_keys_shapes_and_order_match_upstream(variant):
     meta, _ = load_fixture(variant)
     state = TiCodecModel(config_from_options(get_variant(variant))).state_dict()
-    assert [(k, tuple(v.shape), str(v.dtype)[6:]) for k, v in state.items()] == [(k, tuple(s), d) for k, s, d in meta["state_dict"]]
+    ours = [(k, tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in state.items()]
+    assert ours == [(k, tuple(s), d) for k, s, d in meta["state_dict"]]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
