@@ -307,7 +307,8 @@ class SQCodecModel(nn.Module):
         return self.decode_latent(self.quantize(self.encode(x)))
 
 
-def config_from_options(variant: Variant | None = None, options: Mapping[str, Any] | None = None) -> SQCodecConfig:
+def config_from_options(variant: Variant | None = None,
+                        options: Mapping[str, Any] | None = None) -> SQCodecConfig:
     """Config from catalog ``options`` or from a ``generator.config`` mapping (unknown keys are errors)."""
     opts = dict(options if options is not None else (variant.options if variant else {}))
     hop = opts.pop("hop_length", None)
@@ -323,7 +324,8 @@ def config_from_options(variant: Variant | None = None, options: Mapping[str, An
                 bool(value) if isinstance(f.default, bool) else int(value))
     cfg = SQCodecConfig(**kw)
     if hop is not None and int(hop) != cfg.hop_length:
-        raise ValueError(f"SQ-Codec options: hop_length {hop} != num_samples * prod(downsample_factors) = {cfg.hop_length}")
+        raise ValueError(f"SQ-Codec options: hop_length {hop} != num_samples * prod(downsample_factors) "
+                         f"= {cfg.hop_length}")
     return cfg
 
 
@@ -345,7 +347,8 @@ def read_config_file(path: Path, base: SQCodecConfig) -> SQCodecConfig:
         data = yaml.safe_load(Path(path).read_text())
         gen = dict(data["generator"]["config"])
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: not an SQ-Codec config.yaml with generator.config ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{path}: not an SQ-Codec config.yaml with generator.config "
+                         f"({type(exc).__name__}: {exc})") from None
     try:
         return config_from_options(options={**gen, "levels": base.levels})
     except (ValueError, TypeError) as exc:
@@ -389,7 +392,8 @@ def build_model(cfg: SQCodecConfig, weights: ResolvedWeights, variant: Variant |
     cfg_path = config_file_for(weights)
     if cfg_path is not None:
         own = read_config_file(cfg_path, cfg)
-        if (own.hop_length, own.latent_hidden_dim, own.num_bands) != (cfg.hop_length, cfg.latent_hidden_dim, cfg.num_bands):
+        shape = (own.hop_length, own.latent_hidden_dim, own.num_bands)
+        if shape != (cfg.hop_length, cfg.latent_hidden_dim, cfg.num_bands):
             what = variant.id if variant is not None else "the catalog config"
             raise ValueError(f"{cfg_path}: hop {own.hop_length}, latent {own.latent_hidden_dim}, bands {own.num_bands} "
                              f"differ from {what} (hop {cfg.hop_length}, latent {cfg.latent_hidden_dim}, "

@@ -61,7 +61,8 @@ def test_catalog_options_give_the_fixture_config():
     meta, _ = load_fixture(VARIANT)
     v = get_variant(VARIANT)
     cfg = config_from_options(v)
-    assert cfg == config_from_options(options={k: x for k, x in meta["hyperparameters"].items() if not k.startswith("_")})
+    upstream = {k: x for k, x in meta["hyperparameters"].items() if not k.startswith("_")}
+    assert cfg == config_from_options(options=upstream)
     assert (cfg.hop_length, cfg.frame_rate, cfg.latent_hidden_dim, cfg.n_values) == (320, 50.0, 50, 19)
     assert (v.n_codebooks, v.sample_rate) == (meta["n_codebooks"], meta["sample_rate"])
     assert v.bitrate_kbps == pytest.approx(cfg.bitrate_kbps, abs=0.005)
@@ -173,10 +174,10 @@ def test_config_yaml_beside_the_checkpoint_builds_the_model(tmp_path):
     cat = config_from_options(get_variant(VARIANT))
     other = SQCodecConfig(init_channel=8, res_kernel_size=3, default_kernel_size=5, delay_kernel_size=3)
     model = build_model(other, ResolvedWeights(kind="random", seed=3))
-    gen = {f: getattr(other, f) for f in ("num_bands", "sample_rate", "causal", "num_samples", "latent_hidden_dim",
-                                          "default_kernel_size", "delay_kernel_size", "init_channel", "res_kernel_size")}
-    gen |= {f: list(getattr(other, f)) for f in ("downsample_factors", "downsample_kernel_sizes", "upsample_factors",
-                                                  "upsample_kernel_sizes")}
+    scalars = ("num_bands", "sample_rate", "causal", "num_samples", "latent_hidden_dim", "default_kernel_size",
+               "delay_kernel_size", "init_channel", "res_kernel_size")
+    lists = ("downsample_factors", "downsample_kernel_sizes", "upsample_factors", "upsample_kernel_sizes")
+    gen = {f: getattr(other, f) for f in scalars} | {f: list(getattr(other, f)) for f in lists}
     _write_official(tmp_path, model.state_dict(), gen)
     ckpt = tmp_path / "16k_50dim_9" / "ckpt.pth"
     loaded = build_model(cat, ResolvedWeights(kind="files", files=(str(ckpt),)))
@@ -184,7 +185,8 @@ def test_config_yaml_beside_the_checkpoint_builds_the_model(tmp_path):
     x = 0.3 * torch.randn(1, 1, 3200, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         assert torch.equal(loaded(x), model(x))
-    (tmp_path / "16k_50dim_9" / "config.yaml").write_text(yaml.safe_dump({"generator": {"config": gen | {"latent_hidden_dim": 32}}}))
+    wrong = {"generator": {"config": gen | {"latent_hidden_dim": 32}}}
+    (tmp_path / "16k_50dim_9" / "config.yaml").write_text(yaml.safe_dump(wrong))
     with pytest.raises(ValueError, match="config.yaml.*latent 32"):
         build_model(cat, ResolvedWeights(kind="files", files=(str(ckpt),)))
     (tmp_path / "16k_50dim_9" / "config.yaml").write_text("generator: {}\n")
