@@ -45,13 +45,20 @@ def _write_official(folder, state: dict, config: dict | None) -> None:
         (sub / "config.yaml").write_text(yaml.safe_dump({"generator": {"config": config}}))
 
 
+def _filled(meta: dict) -> dict:
+    """The fixture's weights (filled once: 42M values); callers must not modify the tensors."""
+    if "state" not in _cache:
+        _cache["state"] = filled_state_dict(meta)
+    return dict(_cache["state"])
+
+
 def _fixture_codec(tmp_path_factory):
     if VARIANT not in _cache:
         from codec_wrappers.registry import load_codec
 
         meta, ref = load_fixture(VARIANT)
         folder = tmp_path_factory.mktemp(VARIANT)
-        _write_official(folder, filled_state_dict(meta), _generator_config(meta))
+        _write_official(folder, _filled(meta), _generator_config(meta))
         codec = load_codec(VARIANT, str(folder))
         _cache[VARIANT] = (codec, meta, ref)
     return _cache[VARIANT]
@@ -109,7 +116,7 @@ def test_encoder_blocks_share_one_prelu_left_at_the_last_value(tmp_path_factory)
     """Upstream's DownsampleLayer default-argument PReLU: one module for all encoder blocks, so loading
     leaves it at encoder.5's value; the fixture's codes depend on it."""
     codec, meta, ref = _fixture_codec(tmp_path_factory)
-    state = filled_state_dict(meta)
+    state = _filled(meta)
     acts = [codec.model.encoder[i].down_conv.activation for i in range(2, 6)]
     assert all(a is acts[0] for a in acts)
     keys = [f"encoder.{i}.down_conv.activation.weight" for i in range(2, 6)]
@@ -199,7 +206,7 @@ def test_config_yaml_beside_the_checkpoint_builds_the_model(tmp_path):
 
 def test_strict_loading_names_the_file(tmp_path):
     meta, _ = load_fixture(VARIANT)
-    state = filled_state_dict(meta)
+    state = _filled(meta)
     state["encoder.1.conv.weight_g"] = state.pop("encoder.1.conv.weight")  # a plain conv upstream
     path = tmp_path / "broken.pth"
     torch.save({"codec_model": state}, path)
