@@ -33,6 +33,7 @@ BUILTIN_FAMILIES: dict[str, str] = {
     "audiodec": "codec_wrappers.audiodec",
     "spectral_codec": "codec_wrappers.spectral_codec",
     "ticodec": "codec_wrappers.ticodec",
+    "sqcodec": "codec_wrappers.sqcodec",
 }
 
 _registered: dict[str, Loader] = {}

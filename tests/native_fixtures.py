@@ -31,6 +31,7 @@ FIXTURE_VARIANTS = (
     "wavtokenizer_24k_75tps",
     "spectral_codec_22k", "spectral_codec_44k",
     "ticodec_24k_1g1r", "ticodec_24k_1g2r", "ticodec_24k_1g4r",
+    "sqcodec_16k_50dim_9",
 )
 
 
