@@ -32,6 +32,7 @@ BUILTIN_FAMILIES: dict[str, str] = {
     "facodec": "codec_wrappers.facodec",
     "audiodec": "codec_wrappers.audiodec",
     "spectral_codec": "codec_wrappers.spectral_codec",
+    "bigcodec": "codec_wrappers.bigcodec",
 }
 
 _registered: dict[str, Loader] = {}

@@ -30,6 +30,7 @@ FIXTURE_VARIANTS = (
     "hificodec_16k_320d", "hificodec_24k_320d", "soundstream_16k_4kbps", "wavtokenizer_24k_40tps",
     "wavtokenizer_24k_75tps",
     "spectral_codec_22k", "spectral_codec_44k",
+    "bigcodec_16k",
 )
 
 
