@@ -34,6 +34,7 @@ BUILTIN_FAMILIES: dict[str, str] = {
     "spectral_codec": "codec_wrappers.spectral_codec",
     "ticodec": "codec_wrappers.ticodec",
     "sqcodec": "codec_wrappers.sqcodec",
+    "bigcodec": "codec_wrappers.bigcodec",
 }
 
 _registered: dict[str, Loader] = {}

@@ -32,6 +32,7 @@ FIXTURE_VARIANTS = (
     "spectral_codec_22k", "spectral_codec_44k",
     "ticodec_24k_1g1r", "ticodec_24k_1g2r", "ticodec_24k_1g4r",
     "sqcodec_16k_50dim_9",
+    "bigcodec_16k",
 )
 
 
